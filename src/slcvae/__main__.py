@@ -1,0 +1,3 @@
+from slcvae.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The `slcvae` command line (typer)."""

@@ -1,0 +1,195 @@
+"""`slcvae` command line: synth, prepare, train, generate, evaluate, demo.
+
+Bad input never shows a traceback: one line `FILE:LINE: what is wrong` on stderr, exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from slcvae.errors import InputError, TrainingDiverged
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Diverse conditional text generation with Self-Labeling CVAEs and their baselines.",
+)
+
+
+def boundary(fn):
+    """Turn InputError into one stderr line and exit code 2; a diverged training into exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        except TrainingDiverged as err:
+            print(f"error: training diverged: {err}", file=sys.stderr)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@app.command(epilog="Example: slcvae synth --out data/synth")
+@boundary
+def synth(
+    out: Annotated[Path, typer.Option(help="folder for train.tsv, valid.jsonl, test.jsonl")],
+    seed: Annotated[int, typer.Option(help="seed of the split and the style draws")] = 0,
+):
+    """Write the synthetic one-to-many corpus (4 known valid targets per source)."""
+    from slcvae.data.synth import synth as run
+
+    counts = run(out, seed)
+    print(json.dumps(counts))
+
+
+@app.command(epilog="Example: slcvae prepare dailydialog ../shared/data/dailydialog data/dd --context-turns 3")
+@boundary
+def prepare(
+    corpus: Annotated[str, typer.Argument(help="dailydialog | webnlg | advertisegen")],
+    src: Annotated[Path, typer.Argument(help="the corpus folder, e.g. ../shared/data/dailydialog")],
+    out_dir: Annotated[Path, typer.Argument(help="folder for train/valid/test.jsonl")],
+    context_turns: Annotated[int, typer.Option(help="dailydialog: previous turns kept as the source")] = 10,
+):
+    """Convert a real corpus to the project's JSONL format."""
+    from slcvae.data.prepare import prepare as run
+
+    print(json.dumps(run(corpus, src, out_dir, context_turns)))
+
+
+@app.command(
+    epilog="Example: slcvae train --model slcvae --train data/synth/train.tsv --valid data/synth/valid.jsonl "
+    "--out runs/slcvae --set train.max_steps=2000 --set slcvae.label_weight=0.5"
+)
+@boundary
+def train(
+    model: Annotated[str, typer.Option(help="seq2seq | cvae | cvae-anneal | cvae-freebits | cvae-wdrop | cvae-bow | slcvae")],
+    train: Annotated[Path, typer.Option("--train", help="training corpus (.tsv or .jsonl)")],
+    valid: Annotated[Path, typer.Option(help="validation corpus (.tsv or .jsonl)")],
+    out: Annotated[Path, typer.Option(help="run folder: config, tokenizer, checkpoints, TensorBoard logs")],
+    config: Annotated[Path | None, typer.Option(help="TOML file with [data] [model] [cvae] [slcvae] [train] sections")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override one field: section.key=value (repeatable)")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="stop after this many steps")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="stop (and checkpoint) after this many minutes")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed for initialization, data order and sampling")] = None,
+    resume: Annotated[bool, typer.Option(help="continue the run in --out exactly where it stopped")] = False,
+):
+    """Train a model; best.pt and last.pt land in --out."""
+    from slcvae.config import build_config
+    from slcvae.training import train as run
+
+    sets = list(set_ or [])
+    for key, value in (("max_steps", max_steps), ("max_minutes", max_minutes), ("seed", seed)):
+        if value is not None:
+            sets.append(f"train.{key}={value}")
+    cfg = build_config(model, config, sets)
+    summary = run(cfg, train, valid, out, resume=resume)
+    print(json.dumps(summary))
+
+
+@app.command(
+    epilog="Example: slcvae generate --model-dir runs/slcvae --input data/synth/test.jsonl "
+    "--output runs/slcvae/test.pred.jsonl --num-samples 10"
+)
+@boundary
+def generate(
+    model_dir: Annotated[Path, typer.Option(help="a folder written by `slcvae train`")],
+    input: Annotated[Path, typer.Option(help="sources (.tsv or .jsonl; targets are only used by --latent posterior)")],
+    output: Annotated[Path, typer.Option(help="JSONL: one {source, samples} per distinct input source")],
+    num_samples: Annotated[int, typer.Option(help="outputs per source")] = 10,
+    decode: Annotated[str, typer.Option(help="greedy | sample | beam")] = "greedy",
+    temperature: Annotated[float, typer.Option(help="sampling temperature")] = 1.0,
+    top_k: Annotated[int, typer.Option(help="sampling: keep the k most likely tokens (0 = all)")] = 0,
+    top_p: Annotated[float, typer.Option(help="sampling: nucleus mass (1 = all)")] = 1.0,
+    beam_size: Annotated[int, typer.Option(help="beam width")] = 5,
+    latent: Annotated[str, typer.Option(help="prior: z ~ p(z|x) | posterior: z ~ q(z|x,y)")] = "prior",
+    checkpoint: Annotated[str, typer.Option(help="best | last")] = "best",
+    seed: Annotated[int, typer.Option(help="seed for z and token sampling")] = 1234,
+):
+    """Generate N outputs per source."""
+    from slcvae.data.corpus import read_corpus
+    from slcvae.generation import GenerateConfig
+    from slcvae.generation import generate as run
+    from slcvae.training import load_model_dir
+    from slcvae.training.checkpoint import write_text_atomic
+
+    if checkpoint not in ("best", "last"):
+        raise InputError("--checkpoint", None, f"must be best or last, got {checkpoint!r}")
+    gen = GenerateConfig(num_samples, decode, temperature, top_k, top_p, beam_size, latent, seed=seed)
+    gen.validate()
+    examples = read_corpus(input)
+    model, tokenizer, cfg = load_model_dir(model_dir, checkpoint)
+    outputs = run(model, tokenizer, examples, cfg.data, gen)
+    lines = (
+        json.dumps({"source": ex.source_text, "samples": s}, ensure_ascii=False) for ex, s in zip(examples, outputs, strict=True)
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(output, "".join(line + "\n" for line in lines))
+    print(f"wrote {len(outputs)} sources x {num_samples} samples to {output}", file=sys.stderr)
+
+
+@app.command(
+    epilog="Example: slcvae evaluate --predictions runs/slcvae/test.pred.jsonl --references data/synth/test.jsonl --json"
+)
+@boundary
+def evaluate(
+    predictions: Annotated[Path, typer.Option(help="`slcvae generate` output")],
+    references: Annotated[Path, typer.Option(help="the corpus the predictions were generated from")],
+    json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+):
+    """Score N samples per source: BLEU precision/recall/F1, Distinct-1/2, mode precision/coverage."""
+    from slcvae.data.corpus import read_corpus
+    from slcvae.evaluation import evaluate_texts, read_predictions
+
+    preds = read_predictions(predictions)
+    refs = read_corpus(references)
+    if len(preds) != len(refs):
+        raise InputError(predictions, len(preds), f"{len(preds)} predictions but {references} has {len(refs)} distinct sources")
+    for i, ((source, _), ex) in enumerate(zip(preds, refs, strict=True), start=1):
+        given = [source] if isinstance(source, str) else source
+        if source is not None and [" ".join(str(t).split()) for t in given] != list(ex.source):
+            raise InputError(predictions, i, f"source does not match {references}:{ex.line} (files out of order?)")
+    metrics = evaluate_texts([s for _, s in preds], [ex.targets for ex in refs], modes=all(ex.complete for ex in refs))
+    if json_:
+        print(json.dumps(metrics))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("metric", "value")
+        for k, v in metrics.items():
+            table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+        Console().print(table)
+
+
+@app.command(epilog="Example: slcvae demo --out runs/demo")
+@boundary
+def demo(
+    out: Annotated[Path, typer.Option(help="folder for the corpus, models, table and plot")] = Path("runs/demo"),
+    max_minutes: Annotated[float, typer.Option(help="time cap per model, in minutes (the budget is 3,000 steps)")] = 2.5,
+    workers: Annotated[int, typer.Option(help="models trained at once, one thread each")] = 2,
+):
+    """Synthetic corpus -> train seq2seq, cvae, cvae-bow, slcvae -> 10 samples per test source -> table + plot."""
+    from slcvae.cli.demo import run
+
+    if workers < 1:
+        raise InputError("--workers", None, f"must be >= 1, got {workers}")
+    run(out, max_minutes, workers)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

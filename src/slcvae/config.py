@@ -1,0 +1,190 @@
+"""Configuration: one dataclass per concern, merged as defaults < model preset < TOML < --set.
+
+Every field carries a comment saying what it does and why its default. A run's resolved
+config is saved beside its checkpoints (`config.json`) so `generate` needs only the folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from slcvae.errors import InputError
+
+MODELS = ("seq2seq", "cvae", "cvae-anneal", "cvae-freebits", "cvae-wdrop", "cvae-bow", "slcvae")
+
+
+@dataclass
+class DataConfig:
+    tokenizer: str = "auto"  # word | char | jieba | auto: char when most letters are CJK (Chinese has no spaces)
+    lowercase: bool = True  # evaluation compares lowercase tokens, so modelling case only costs vocabulary
+    max_vocab: int = 10000  # the reference size for DailyDialog; rarer words become <unk>
+    min_freq: int = 1  # keep every word the cap allows; raise it for noisy corpora
+    max_source_len: int = 40  # tokens per source turn; longer turns are truncated (and counted)
+    max_target_len: int = 40  # tokens per target; also the generation length limit
+    max_turns: int = 10  # context turns kept (the most recent), the common 1-10 turn window
+
+
+@dataclass
+class ModelConfig:
+    embedding: int = 200  # word embedding size (reference sizes follow Zhao et al. 2017 / the paper)
+    utterance: int = 300  # hidden size per direction of the bidirectional utterance GRU
+    context: int = 600  # hidden size of the context GRU over turns
+    latent: int = 200  # size of z
+    decoder: int = 400  # hidden size of the GRU decoder
+    mlp: int = 400  # hidden size of the prior / recognition / labeling MLPs
+    dropout: float = 0.0  # dropout on embeddings and decoder outputs; off so runs stay cheap and exact
+
+
+@dataclass
+class CVAEConfig:
+    kl_anneal: str = "none"  # none | linear | cyclical (Bowman et al. 2016; Fu et al. 2019)
+    anneal_steps: int = 10000  # linear: steps for the KL weight to reach 1; cyclical: length of one cycle
+    anneal_ratio: float = 0.5  # cyclical: share of each cycle spent rising from 0 to 1 (Fu et al.'s R)
+    free_bits: float = 0.0  # nats per latent dimension below which KL is not penalized (Kingma et al. 2016)
+    word_dropout: float = 0.0  # chance to replace a decoder input word by <unk> (Bowman et al. 2016)
+    bow_weight: float = 0.0  # weight of the bag-of-words loss from [x; z] (Zhao et al. 2017)
+
+
+@dataclass
+class SLCVAEConfig:
+    # Defaults measured on the synthetic corpus (docs/design.md, `bench/slcvae_ablation.py`).
+    distance: str = "nll"  # nll: -log q(z*|x,y) | mean_sq: |mu_q - z*|^2 | sample_sq: |z - z*|^2; nll covered most modes
+    label_weight: float = 1.0  # lambda on the labeling loss in the CVAE phase
+    label_bound: float = 2.0  # z* = B tanh(raw / B): unbounded labels grew without limit and stalled training; 0 = off
+    labeler_encoder: str = (
+        "own"  # own: g(x,y) has its own encoders (the paper) | shared: an MLP on the CVAE's detached encodings (cheaper)
+    )
+    warmup_steps: int = 200  # CVAE-only steps first, so the decoder reads words before labels exist
+    label_every: int = 1  # a labeling phase before every k-th CVAE step after warm-up
+    label_steps: int = 1  # labeling-network updates per labeling phase
+    label_lr: float = 0.0  # learning rate of the labeling network; 0 = the CVAE's
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 30  # the reference batch (Zhao et al. 2017); small batches suit CPU training
+    lr: float = 1e-3  # Adam's usual default; stable for GRU seq2seq models
+    grad_clip: float = 5.0  # clip the global gradient norm, the common value for GRU language models
+    max_steps: int = 10000  # optimizer steps (each SLCVAE step is one CVAE update plus its labeling phase)
+    max_minutes: float = 0.0  # wall-clock budget; 0 = no limit. Training stops cleanly and checkpoints
+    eval_every: int = 500  # steps between validation passes (and best/last checkpoints)
+    log_every: int = 50  # steps between TensorBoard scalars
+    bucket_batches: int = 50  # batches per length-sorted pool: similar lengths, little padding, still shuffled
+    seed: int = 1234  # seeds data order, initialization and sampling; runs on CPU are repeatable
+    threads: int = 0  # torch intra-op threads; 0 = torch's default (all cores)
+    tensorboard: bool = True  # write TensorBoard event files under OUT/tb
+    progress: bool = True  # rich progress bar with ETA on stderr
+
+
+@dataclass
+class Config:
+    model_name: str = "slcvae"  # one of MODELS; picks the model family and its preset remedies
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    cvae: CVAEConfig = field(default_factory=CVAEConfig)
+    slcvae: SLCVAEConfig = field(default_factory=SLCVAEConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Config:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise InputError(path, 1, f"cannot read config: {err}") from None
+        config = cls(model_name=raw.get("model_name", "slcvae"))
+        apply_overrides(config, {k: v for k, v in raw.items() if k != "model_name"}, path)
+        return config
+
+
+# The remedy each baseline name switches on; everything else is the plain CVAE.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "seq2seq": {},
+    "cvae": {},
+    "cvae-anneal": {"cvae": {"kl_anneal": "linear"}},
+    "cvae-freebits": {"cvae": {"free_bits": 0.1}},
+    "cvae-wdrop": {"cvae": {"word_dropout": 0.25}},
+    "cvae-bow": {"cvae": {"bow_weight": 1.0}},
+    "slcvae": {},
+}
+
+CHOICES = {
+    ("data", "tokenizer"): ("auto", "word", "char", "jieba"),
+    ("cvae", "kl_anneal"): ("none", "linear", "cyclical"),
+    ("slcvae", "distance"): ("nll", "mean_sq", "sample_sq"),
+    ("slcvae", "labeler_encoder"): ("own", "shared"),
+}
+
+
+def apply_overrides(config: Config, tree: dict[str, Any], origin: str | Path) -> None:
+    """Set `section.field` values from a nested dict, checking names and types."""
+    for section, values in tree.items():
+        target = getattr(config, section, None)
+        if not dataclasses.is_dataclass(target) or not isinstance(values, dict):
+            sections = [f.name for f in dataclasses.fields(config) if f.name != "model_name"]
+            raise InputError(origin, None, f"unknown config section {section!r} (known: {', '.join(sections)})")
+        for key, value in values.items():
+            set_field(target, section, key, value, origin)
+
+
+def set_field(target: Any, section: str, key: str, value: Any, origin: str | Path) -> None:
+    fields = {f.name: f for f in dataclasses.fields(target)}
+    if key not in fields:
+        raise InputError(origin, None, f"unknown config key {section}.{key} (known: {', '.join(fields)})")
+    expected = type(getattr(target, key))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not expected:
+        raise InputError(origin, None, f"{section}.{key} must be {expected.__name__}, got {value!r}")
+    allowed = CHOICES.get((section, key))
+    if allowed and value not in allowed:
+        raise InputError(origin, None, f"{section}.{key} must be one of {', '.join(allowed)}, got {value!r}")
+    setattr(target, key, value)
+
+
+def parse_set(item: str) -> tuple[str, str, Any]:
+    """Parse one `--set section.key=value`; the value is read as TOML (numbers, booleans) or kept as text."""
+    if "=" not in item or "." not in item.split("=", 1)[0]:
+        raise InputError("--set", None, f"expected section.key=value, got {item!r}")
+    name, text = item.split("=", 1)
+    section, key = name.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    return section, key, value
+
+
+def build_config(model_name: str, config_file: Path | None = None, sets: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults, then the model's preset, then the TOML file, then each --set, in that order."""
+    if model_name not in MODELS:
+        raise InputError("--model", None, f"unknown model {model_name!r} (choose from {', '.join(MODELS)})")
+    config = Config(model_name=model_name)
+    apply_overrides(config, PRESETS[model_name], f"preset {model_name}")
+    if config_file is not None:
+        if not Path(config_file).is_file():
+            raise InputError(config_file, 1, "no such file")
+        try:
+            tree = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise InputError(config_file, 1, f"invalid TOML: {err}") from None
+        apply_overrides(config, tree, config_file)
+    for item in sets:
+        section, key, value = parse_set(item)
+        apply_overrides(config, {section: {key: value}}, f"--set {item}")
+    return config

@@ -1,0 +1,109 @@
+"""Examples -> padded tensors, in length-bucketed batches.
+
+A source is a list of turns; the batch keeps all turns of all sources flattened in one padded
+matrix (`turns`) so a single bidirectional GRU call encodes them, and `n_turns` says how many
+belong to each source for the context GRU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from slcvae.config import DataConfig
+from slcvae.data.corpus import Example
+from slcvae.data.tokenizer import TextTokenizer
+
+
+@dataclass
+class Encoded:
+    """Token ids of a corpus: per example, its turns and one target (empty when unknown)."""
+
+    turns: list[list[list[int]]]  # [example][turn][token]
+    targets: list[list[int]]  # [example][token], without <bos>/<eos>
+    truncated: int = 0  # how many turns or targets were cut to the configured maximum
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def lengths(self) -> np.ndarray:
+        """A sort key for bucketing: target length dominates, source length breaks ties."""
+        return np.array([len(t) * 1000 + sum(map(len, s)) for s, t in zip(self.turns, self.targets, strict=True)])
+
+
+def encode(examples: Sequence[Example], tokenizer: TextTokenizer, cfg: DataConfig) -> Encoded:
+    """Tokenize each example's source turns and its first target, truncating to the limits."""
+    truncated = 0
+    flat = [turn for ex in examples for turn in ex.source[-cfg.max_turns :]]
+    truncated += sum(len(ex.source) > cfg.max_turns for ex in examples)
+    flat_ids = tokenizer.encode(flat)
+    target_ids = tokenizer.encode([ex.targets[0] if ex.targets else "" for ex in examples])
+    turns, targets, pos = [], [], 0
+    for ex, tgt in zip(examples, target_ids, strict=True):
+        n = min(len(ex.source), cfg.max_turns)
+        kept = []
+        for ids in flat_ids[pos : pos + n]:
+            truncated += len(ids) > cfg.max_source_len
+            kept.append(ids[: cfg.max_source_len] or [tokenizer.unk_id])
+        pos += n
+        truncated += len(tgt) > cfg.max_target_len
+        turns.append(kept)
+        targets.append(tgt[: cfg.max_target_len])
+    return Encoded(turns, targets, truncated)
+
+
+@dataclass
+class Batch:
+    turns: torch.Tensor  # [n_turns_total, max_turn_len] token ids, 0 = pad
+    turn_lens: torch.Tensor  # [n_turns_total]
+    n_turns: torch.Tensor  # [batch] turns per source (they are consecutive rows of `turns`)
+    target: torch.Tensor  # [batch, max_target_len + 2] <bos> ids <eos>, 0-padded
+    target_lens: torch.Tensor  # [batch] length including <bos> and <eos>
+
+    @property
+    def size(self) -> int:
+        return self.n_turns.shape[0]
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(*(t.to(device) for t in (self.turns, self.turn_lens, self.n_turns, self.target, self.target_lens)))
+
+
+def _pad(rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    lens = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    out = torch.zeros(len(rows), int(lens.max()), dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return out, lens
+
+
+def collate(data: Encoded, indices: Sequence[int], tokenizer: TextTokenizer) -> Batch:
+    turns = [turn for i in indices for turn in data.turns[i]]
+    turn_ids, turn_lens = _pad(turns)
+    n_turns = torch.tensor([len(data.turns[i]) for i in indices], dtype=torch.long)
+    target, target_lens = _pad([[tokenizer.bos_id, *data.targets[i], tokenizer.eos_id] for i in indices])
+    return Batch(turn_ids, turn_lens, n_turns, target, target_lens)
+
+
+def bucket_order(lengths: np.ndarray, batch_size: int, pool_batches: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """One epoch's batches: shuffle, sort pools of `pool_batches` batches by length, shuffle the batches.
+
+    Deterministic in (seed, epoch), so a resumed run replays the same order.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths))
+    pool = batch_size * pool_batches
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def sequential_batches(n: int, batch_size: int) -> Iterator[np.ndarray]:
+    """In-order batches for evaluation and generation (outputs keep the input order)."""
+    for start in range(0, n, batch_size):
+        yield np.arange(start, min(start + batch_size, n))

@@ -1,0 +1,136 @@
+"""Readers for `source -> target` corpora in TSV or JSONL, validated line by line.
+
+Formats (UTF-8; a BOM and CRLF line ends are accepted; blank lines are skipped):
+- `.tsv`:   `source<TAB>target`; a repeated source means several valid targets. A source
+            may hold several context turns separated by ` __eou__ ` (DailyDialog's marker).
+- `.jsonl`: `{"source": str | [str, ...], "target": str}` or `{"source": ..., "targets": [str]}`;
+            a list source is a sequence of turns for the hierarchical encoder.
+
+Every problem raises `InputError(path, line, message)`; nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from slcvae.errors import InputError
+
+TURN_SEP = "__eou__"  # DailyDialog's end-of-utterance marker, accepted inside TSV sources
+
+
+@dataclass
+class Example:
+    """One source with every target the corpus gives for it."""
+
+    source: tuple[str, ...]  # the turns of the source, oldest first; a plain source is one turn
+    targets: list[str] = field(default_factory=list)
+    line: int = 0  # line of the first occurrence, for error messages
+    complete: bool = False  # the corpus listed every valid target ("targets" in JSONL)
+
+    @property
+    def source_text(self) -> str | list[str]:
+        """The source as a user wrote it: a string for one turn, a list for several."""
+        return self.source[0] if len(self.source) == 1 else list(self.source)
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text) for the non-blank lines, decoding strictly as UTF-8."""
+    if not path.is_file():
+        raise InputError(path, 1, "no such file")
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if not data.strip():
+        raise InputError(path, 1, "file is empty")
+    # split on \n only: str.splitlines would also break on U+2028 and friends inside a text
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        raw = raw.removesuffix(b"\r")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise InputError(path, number, f"not valid UTF-8 (byte {err.start}: {raw[err.start : err.start + 1]!r})") from None
+        if text.strip():
+            yield number, text
+
+
+def _clean(text: object, path: Path, number: int, what: str) -> str:
+    if not isinstance(text, str):
+        raise InputError(path, number, f"{what} must be a string, got {type(text).__name__}")
+    text = " ".join(text.split())
+    if not text:
+        raise InputError(path, number, f"empty {what}")
+    return text
+
+
+def _source(value: object, path: Path, number: int) -> tuple[str, ...]:
+    if isinstance(value, list):
+        if not value:
+            raise InputError(path, number, "empty source (an empty list of turns)")
+        return tuple(_clean(turn, path, number, "source turn") for turn in value)
+    text = _clean(value, path, number, "source")
+    turns = [" ".join(t.split()) for t in text.split(TURN_SEP)] if TURN_SEP in text else [text]
+    if not all(turns):
+        raise InputError(path, number, f"empty turn in source around {TURN_SEP!r}")
+    return tuple(turns)
+
+
+def _tsv_pairs(path: Path) -> Iterator[tuple[tuple[str, ...], list[str], int, bool]]:
+    for number, text in iter_lines(path):
+        tabs = text.count("\t")
+        if tabs != 1:
+            found = "no tab" if tabs == 0 else f"{tabs} tabs"
+            raise InputError(path, number, f"expected `source<TAB>target`, found {found}")
+        source, target = text.split("\t")
+        yield _source(source, path, number), [_clean(target, path, number, "target")], number, False
+
+
+def _jsonl_pairs(path: Path) -> Iterator[tuple[tuple[str, ...], list[str], int, bool]]:
+    for number, text in iter_lines(path):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InputError(path, number, f"invalid JSON: {err.msg} (column {err.colno})") from None
+        if not isinstance(obj, dict):
+            raise InputError(path, number, f"expected a JSON object, got {type(obj).__name__}")
+        if "source" not in obj:
+            raise InputError(path, number, 'missing field "source"')
+        if "target" in obj:
+            targets = [_clean(obj["target"], path, number, "target")]
+        elif "targets" in obj:
+            if not isinstance(obj["targets"], list) or not obj["targets"]:
+                raise InputError(path, number, '"targets" must be a non-empty list of strings')
+            targets = [_clean(t, path, number, "target") for t in obj["targets"]]
+        else:
+            raise InputError(path, number, 'missing field "target" (or "targets")')
+        yield _source(obj["source"], path, number), targets, number, "targets" in obj
+
+
+def _pairs(path: str | Path) -> Iterator[tuple[tuple[str, ...], list[str], int, bool]]:
+    path = Path(path)
+    if path.suffix == ".tsv":
+        return _tsv_pairs(path)
+    if path.suffix == ".jsonl":
+        return _jsonl_pairs(path)
+    raise InputError(path, 1, f"unknown corpus format {path.suffix!r}: use .tsv or .jsonl")
+
+
+def read_corpus(path: str | Path) -> list[Example]:
+    """Read a corpus grouped by source, in order of first appearance.
+
+    A source given on several lines (TSV) or with `targets` (JSONL) becomes one Example with
+    all its targets, deduplicated; `generate` writes one output line per Example and
+    `evaluate` pairs predictions with references in this same order.
+    """
+    groups: dict[tuple[str, ...], Example] = {}
+    for source, targets, number, complete in _pairs(path):
+        example = groups.setdefault(source, Example(source, [], number, complete))
+        example.targets.extend(t for t in targets if t not in example.targets)
+    return list(groups.values())
+
+
+def read_pairs(path: str | Path) -> list[Example]:
+    """Read a corpus as training pairs: one single-target Example per (source, target) line item."""
+    return [Example(s, [t], n) for s, targets, n, _ in _pairs(path) for t in targets]

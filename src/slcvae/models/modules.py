@@ -1,0 +1,175 @@
+"""Building blocks shared by every model family: encoders, Gaussian heads, KL, decoder, BOW head."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
+
+from slcvae.config import ModelConfig
+from slcvae.data.batching import Batch
+
+
+class UtteranceEncoder(nn.Module):
+    """Bidirectional GRU over one utterance: [n, len] ids -> [n, 2 * utterance]."""
+
+    def __init__(self, embed: nn.Embedding, hidden: int):
+        super().__init__()
+        self.embed = embed
+        self.rnn = nn.GRU(embed.embedding_dim, hidden, batch_first=True, bidirectional=True)
+
+    def forward(self, ids: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(self.embed(ids), lens.cpu(), batch_first=True, enforce_sorted=False)
+        _, h = self.rnn(packed)  # [2, n, hidden]: final states of both directions
+        return torch.cat([h[0], h[1]], dim=-1)
+
+
+class ContextEncoder(nn.Module):
+    """GRU over the utterance vectors of each source: [turns_total, 2u] -> [batch, context]."""
+
+    def __init__(self, utterance: int, hidden: int):
+        super().__init__()
+        self.rnn = nn.GRU(2 * utterance, hidden, batch_first=True)
+
+    def forward(self, utts: torch.Tensor, n_turns: torch.Tensor) -> torch.Tensor:
+        per_source = pad_sequence(torch.split(utts, n_turns.tolist()), batch_first=True)
+        packed = pack_padded_sequence(per_source, n_turns.cpu(), batch_first=True, enforce_sorted=False)
+        _, h = self.rnn(packed)
+        return h[0]
+
+
+class Encoder(nn.Module):
+    """Hierarchical encoder: embeddings -> utterance GRU -> context GRU.
+
+    `source(batch)` -> [batch, context]; `target(batch)` -> [batch, 2 * utterance], the target
+    read by the same utterance GRU (as in Zhao et al. 2017's recognition network).
+    """
+
+    def __init__(self, vocab: int, cfg: ModelConfig):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, cfg.embedding, padding_idx=0)
+        self.utterance = UtteranceEncoder(self.embed, cfg.utterance)
+        self.context = ContextEncoder(cfg.utterance, cfg.context)
+
+    def source(self, batch: Batch) -> torch.Tensor:
+        return self.context(self.utterance(batch.turns, batch.turn_lens), batch.n_turns)
+
+    def target(self, batch: Batch) -> torch.Tensor:
+        # drop <bos>: the encoder reads the words and <eos>
+        return self.utterance(batch.target[:, 1:], batch.target_lens - 1)
+
+
+def mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.Tanh(), nn.Linear(hidden, n_out))
+
+
+class Gaussian(nn.Module):
+    """Diagonal Gaussian head: [batch, n_in] -> (mu, logvar), each [batch, latent].
+
+    Used as the prior network p(z|x) (input: context) and the recognition network q(z|x,y)
+    (input: [context; target encoding]).
+    """
+
+    def __init__(self, n_in: int, hidden: int, latent: int):
+        super().__init__()
+        self.net = mlp(n_in, hidden, 2 * latent)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.net(h).chunk(2, dim=-1)
+        return mu, logvar
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps, differentiable in mu and logvar. Shapes follow `mu`."""
+    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+
+def kl(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu_q, var_q) || N(mu_p, var_p)) per dimension, [batch, latent]."""
+    return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1.0)
+
+
+def gaussian_nll(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """-log N(z; mu, exp(logvar)) summed over the latent, [batch]."""
+    return 0.5 * (math.log(2 * math.pi) + logvar + (z - mu) ** 2 / logvar.exp()).sum(-1)
+
+
+class Decoder(nn.Module):
+    """GRU language model over the target, its first state computed from a conditioning vector.
+
+    `nll(cond, target, target_lens)` -> [batch] summed token NLL under teacher forcing; logits are
+    computed for real tokens only (no projection or loss on padding).
+    `step(tokens, h)` -> (logits [n, vocab], h) for incremental decoding.
+    """
+
+    def __init__(self, vocab: int, n_cond: int, cfg: ModelConfig, unk_id: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, cfg.embedding, padding_idx=0)
+        self.init = nn.Linear(n_cond, cfg.decoder)
+        self.rnn = nn.GRU(cfg.embedding, cfg.decoder, batch_first=True)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.out = nn.Linear(cfg.decoder, vocab)
+        self.unk_id = unk_id
+
+    def init_state(self, cond: torch.Tensor) -> torch.Tensor:
+        """[n, n_cond] -> [1, n, decoder], the GRU's first hidden state."""
+        return torch.tanh(self.init(cond)).unsqueeze(0)
+
+    def hidden(
+        self, cond: torch.Tensor, target: torch.Tensor, target_lens: torch.Tensor, word_dropout: float = 0.0
+    ) -> torch.Tensor:
+        """Decoder states predicting each real next token: [n_tokens, decoder]."""
+        inputs = target[:, :-1]
+        if word_dropout > 0 and self.training:
+            # <unk> in place of words (never <bos>, position 0), so the decoder must lean on z
+            drop = torch.rand(inputs.shape, device=inputs.device) < word_dropout
+            drop[:, 0] = False
+            inputs = inputs.masked_fill(drop & (inputs != 0), self.unk_id)
+        packed = pack_padded_sequence(
+            self.drop(self.embed(inputs)), (target_lens - 1).cpu(), batch_first=True, enforce_sorted=False
+        )
+        states, _ = self.rnn(packed, self.init_state(cond))
+        # packed data holds exactly the real positions; reorder to match target[:, 1:][mask]
+        return self.drop(_unpacked_real(states, target_lens - 1))
+
+    def nll(self, cond: torch.Tensor, target: torch.Tensor, target_lens: torch.Tensor, word_dropout: float = 0.0) -> torch.Tensor:
+        states = self.hidden(cond, target, target_lens, word_dropout)
+        gold = target[:, 1:][_mask(target_lens - 1, target.shape[1] - 1)]
+        token_nll = F.cross_entropy(self.out(states), gold, reduction="none")
+        # sum per sentence: scatter the flat token losses back to their rows
+        rows = torch.repeat_interleave(torch.arange(target.shape[0], device=target.device), target_lens - 1)
+        return torch.zeros(target.shape[0], device=target.device, dtype=token_nll.dtype).index_add_(0, rows, token_nll)
+
+    def step(self, tokens: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out, h = self.rnn(self.embed(tokens).unsqueeze(1), h)
+        return self.out(out[:, 0]), h
+
+
+def _mask(lens: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.arange(width, device=lens.device).unsqueeze(0) < lens.unsqueeze(1)
+
+
+def _unpacked_real(states: torch.nn.utils.rnn.PackedSequence, lens: torch.Tensor) -> torch.Tensor:
+    """Real positions of a packed sequence in row-major (batch, time) order: [n_tokens, hidden]."""
+    padded, _ = torch.nn.utils.rnn.pad_packed_sequence(states, batch_first=True)
+    return padded[_mask(lens, padded.shape[1])]
+
+
+class BagOfWords(nn.Module):
+    """Zhao et al.'s bag-of-words loss: predict every target word, order-free, from [context; z].
+
+    `forward(cond, target, target_lens)` -> [batch] summed NLL of the target words (with <eos>).
+    """
+
+    def __init__(self, n_in: int, hidden: int, vocab: int):
+        super().__init__()
+        self.net = mlp(n_in, hidden, vocab)
+
+    def forward(self, cond: torch.Tensor, target: torch.Tensor, target_lens: torch.Tensor) -> torch.Tensor:
+        logp = F.log_softmax(self.net(cond), dim=-1)  # [batch, vocab]
+        words = target[:, 1:]
+        picked = logp.gather(1, words) * _mask(target_lens - 1, words.shape[1])
+        return -picked.sum(1)

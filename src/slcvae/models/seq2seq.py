@@ -1,0 +1,45 @@
+"""Seq2Seq baseline: hierarchical encoder -> GRU decoder started from the context. No latent."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from slcvae.config import Config
+from slcvae.data.batching import Batch
+from slcvae.models.modules import Decoder, Encoder
+
+
+class Seq2Seq(nn.Module):
+    """p(y|x). Diversity comes only from the decoding strategy (sampling, beams)."""
+
+    has_latent = False
+    phases: tuple[str, ...] = ("main",)  # training phases, each with its own optimizer
+
+    def __init__(self, vocab: int, cfg: Config, unk_id: int):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(vocab, cfg.model)
+        self.decoder = Decoder(vocab, cfg.model.context, cfg.model, unk_id)
+
+    def optimizer_groups(self, lr: float) -> dict[str, dict]:
+        """Parameters each training phase updates, as torch optimizer param groups."""
+        return {"main": {"params": list(self.parameters()), "lr": lr}}
+
+    def phases_at(self, step: int) -> list[str]:
+        """The phases run at training step `step`, in order."""
+        return ["main"]
+
+    def forward(self, batch: Batch, step: int = 0, phase: str = "main") -> tuple[dict, dict[str, torch.Tensor]]:
+        ctx = self.encoder.source(batch)  # [batch, context]
+        rec = self.decoder.nll(ctx, batch.target, batch.target_lens)  # [batch]
+        return {}, {"loss": rec.mean(), "rec": rec.mean()}
+
+    def init_state(self, batch: Batch, num_samples: int, latent: str = "prior") -> torch.Tensor:
+        """First decoder state for `num_samples` outputs per source: [1, batch * num_samples, decoder]."""
+        ctx = self.encoder.source(batch).repeat_interleave(num_samples, 0)
+        return self.decoder.init_state(ctx)
+
+    def step(self, tokens: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One decoding step: tokens [n] -> logits [n, vocab] and the next state."""
+        return self.decoder.step(tokens, h)

@@ -1,0 +1,240 @@
+"""The training loop: bucketed batches, per-phase Adam, validation, atomic best/last checkpoints.
+
+`train()` knows models only through their interface: `phases`, `phases_at(step)`,
+`optimizer_groups(lr)` and `forward(batch, step, phase) -> (outputs, losses)`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from slcvae.config import Config
+from slcvae.data.batching import Encoded, bucket_order, collate, encode
+from slcvae.data.corpus import read_pairs
+from slcvae.data.tokenizer import TextTokenizer
+from slcvae.errors import InputError, TrainingDiverged
+from slcvae.models import Seq2Seq, build_model
+from slcvae.training.checkpoint import save_atomic, write_text_atomic
+
+console = Console(stderr=True)
+
+
+@dataclass
+class TrainState:
+    step: int = 0  # optimizer steps done (an SLCVAE step includes its labeling phase)
+    epoch: int = 0
+    batch_in_epoch: int = 0  # position inside the epoch's deterministic batch order
+    best: float = math.inf  # best validation -ELBO so far
+    seconds: float = 0.0  # training wall time over all (resumed) runs
+
+
+def _budget_fields(saved: Config, cfg: Config) -> None:
+    """On --resume the saved config rules, except the budget and display settings given now."""
+    for key in ("max_steps", "max_minutes", "progress", "tensorboard", "threads"):
+        setattr(saved.train, key, getattr(cfg.train, key))
+
+
+def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume: bool = False) -> dict:
+    """Train `cfg.model_name` on `train_path`, validate on `valid_path`, write the run to `out_dir`.
+
+    Returns the summary also written to `out_dir/summary.json`.
+    """
+    out_dir = Path(out_dir)
+    train_examples, valid_examples = read_pairs(train_path), read_pairs(valid_path)
+    if resume:
+        if not (out_dir / "last.pt").is_file():
+            raise InputError(out_dir / "last.pt", 1, "no checkpoint to resume from")
+        saved = Config.load(out_dir / "config.json")
+        if saved.model_name != cfg.model_name:
+            raise InputError(out_dir / "config.json", 1, f"holds model {saved.model_name!r}, not {cfg.model_name!r}")
+        _budget_fields(saved, cfg)
+        cfg = saved
+        tokenizer = TextTokenizer.load(out_dir)
+    else:
+        if (out_dir / "last.pt").exists():
+            raise InputError(out_dir, None, "already holds a run: pass --resume to continue it, or choose another --out")
+        d = cfg.data
+        texts = [t for ex in train_examples for t in (*ex.source, *ex.targets)]
+        tokenizer = TextTokenizer.train(texts, d.tokenizer, d.lowercase, d.max_vocab, d.min_freq)
+    train_data = encode(train_examples, tokenizer, cfg.data)
+    valid_data = encode(valid_examples, tokenizer, cfg.data)
+    for name, data in (("train", train_data), ("valid", valid_data)):
+        if data.truncated:
+            console.print(f"[yellow]{name}: {data.truncated} turns or targets truncated to the configured maximum")
+
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg, tokenizer.vocab_size, tokenizer.unk_id)
+    groups = model.optimizer_groups(cfg.train.lr)
+    optims = {name: torch.optim.Adam([group], foreach=True) for name, group in groups.items()}
+    state = TrainState()
+    if resume:
+        ckpt = torch.load(out_dir / "last.pt", weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        for name, opt in optims.items():
+            opt.load_state_dict(ckpt["optimizers"][name])
+        state = TrainState(**ckpt["state"])
+        torch.set_rng_state(ckpt["rng"])
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(out_dir / "config.json")
+        tokenizer.save(out_dir)
+
+    writer = None
+    if cfg.train.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out_dir / "tb"), purge_step=state.step)
+    t = cfg.train
+    lengths = train_data.lengths()
+    started = time.monotonic()
+    deadline = started + t.max_minutes * 60 if t.max_minutes > 0 else math.inf
+    running: dict[str, list[float]] = defaultdict(list)
+    metrics: dict[str, float] = {}
+
+    mark = time.monotonic()
+
+    def checkpoint() -> None:
+        nonlocal metrics, mark
+        metrics = validate(model, valid_data, tokenizer, t.batch_size, state.step)
+        state.seconds += time.monotonic() - mark
+        mark = time.monotonic()
+        improved = metrics["elbo"] < state.best
+        state.best = min(state.best, metrics["elbo"])
+        ckpt = {
+            "model": model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in optims.items()},
+            "state": asdict(state),
+            "rng": torch.get_rng_state(),
+            "metrics": metrics,
+        }
+        save_atomic(ckpt, out_dir / "last.pt")
+        if improved:
+            save_atomic(ckpt, out_dir / "best.pt")
+        if writer is not None:
+            for k, v in metrics.items():
+                writer.add_scalar(f"valid/{k}", v, state.step)
+            writer.flush()
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        disable=not t.progress,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task(cfg.model_name, total=t.max_steps, completed=state.step, info="")
+        stop = state.step >= t.max_steps
+        while not stop:
+            batches = bucket_order(lengths, t.batch_size, t.bucket_batches, t.seed, state.epoch)
+            while state.batch_in_epoch < len(batches):
+                batch = collate(train_data, batches[state.batch_in_epoch], tokenizer)
+                model.train()
+                for phase in model.phases_at(state.step):
+                    _, losses = model(batch, step=state.step, phase=phase)
+                    if not torch.isfinite(losses["loss"]):
+                        raise TrainingDiverged(
+                            f"step {state.step}, phase {phase}: loss is {losses['loss'].item()}; "
+                            f"the last good checkpoint is {out_dir / 'last.pt'}"
+                        )
+                    optims[phase].zero_grad(set_to_none=True)
+                    losses["loss"].backward()
+                    torch.nn.utils.clip_grad_norm_(groups[phase]["params"], t.grad_clip)
+                    optims[phase].step()
+                    for k, v in losses.items():
+                        running[f"{phase}/{k}"].append(v.item())
+                state.batch_in_epoch += 1
+                state.step += 1
+                if state.step % t.log_every == 0:
+                    means = {k: float(np.mean(v)) for k, v in running.items()}
+                    running.clear()
+                    if writer is not None:
+                        for k, v in means.items():
+                            writer.add_scalar(f"train/{k}", v, state.step)
+                    progress.update(
+                        task, info=" ".join(f"{k.split('/')[-1]}={v:.3g}" for k, v in means.items() if not k.endswith("/loss"))
+                    )
+                progress.update(task, completed=state.step)
+                stop = state.step >= t.max_steps or time.monotonic() > deadline
+                if stop or state.step % t.eval_every == 0:
+                    checkpoint()
+                if stop:
+                    break
+            else:
+                state.epoch += 1
+                state.batch_in_epoch = 0
+    if writer is not None:
+        writer.close()
+    summary = {
+        "model": cfg.model_name,
+        "steps": state.step,
+        "epochs": state.epoch + state.batch_in_epoch / max(1, math.ceil(len(train_data) / t.batch_size)),
+        "train_seconds": round(state.seconds, 1),
+        "valid": metrics,
+        "best_valid_elbo": state.best,
+        "train_pairs": len(train_data),
+        "vocab": tokenizer.vocab_size,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+@torch.no_grad()
+def validate(model: Seq2Seq, data: Encoded, tokenizer: TextTokenizer, batch_size: int, step: int) -> dict[str, float]:
+    """Validation means per source: rec, kl, elbo = rec + kl, per-token nll and ppl, active units,
+    and each phase's extra losses (bow, label, recovery)."""
+    model.eval()
+    order = np.argsort(data.lengths(), kind="stable")  # similar lengths together: less padding
+    sums: dict[str, float] = defaultdict(float)
+    tokens, mus = 0, []
+    with torch.random.fork_rng():  # validation draws z without moving the training RNG (exact resume)
+        torch.manual_seed(0)
+        for start in range(0, len(order), batch_size):
+            batch = collate(data, order[start : start + batch_size], tokenizer)
+            tokens += int((batch.target_lens - 1).sum())
+            for phase in model.phases:
+                outputs, losses = model(batch, step=step, phase=phase)
+                for k, v in losses.items():
+                    if k != "loss":
+                        sums[k] += v.item() * batch.size
+                if "mu_q" in outputs:
+                    mus.append(outputs["mu_q"])
+    n = len(order)
+    metrics = {k: v / n for k, v in sums.items()}
+    metrics["kl"] = metrics.get("kl", 0.0)
+    metrics["elbo"] = metrics["rec"] + metrics["kl"]
+    metrics["nll_per_token"] = sums["rec"] / tokens
+    metrics["ppl"] = math.exp(min(50.0, metrics["nll_per_token"]))
+    if mus:
+        # active units (Burda et al. 2016): dimensions whose posterior mean varies across data
+        metrics["active_units"] = float((torch.cat(mus).var(0) > 0.01).sum())
+    return metrics
+
+
+def load_model_dir(model_dir: Path, checkpoint: str = "best") -> tuple[Seq2Seq, TextTokenizer, Config]:
+    """A trained model, its tokenizer and config from a `slcvae train --out` folder, in eval mode."""
+    model_dir = Path(model_dir)
+    path = model_dir / f"{checkpoint}.pt"
+    if not path.is_file():
+        raise InputError(path, 1, "no such checkpoint (is this a folder written by `slcvae train`?)")
+    cfg = Config.load(model_dir / "config.json")
+    tokenizer = TextTokenizer.load(model_dir)
+    model = build_model(cfg, tokenizer.vocab_size, tokenizer.unk_id)
+    model.load_state_dict(torch.load(path, weights_only=False)["model"])
+    return model.eval(), tokenizer, cfg

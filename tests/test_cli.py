@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from slcvae.cli.main import app
+
+runner = CliRunner()
+TINY = [
+    "--set",
+    "model.embedding=16",
+    "--set",
+    "model.utterance=16",
+    "--set",
+    "model.context=24",
+    "--set",
+    "model.latent=4",
+    "--set",
+    "model.decoder=24",
+    "--set",
+    "model.mlp=16",
+    "--set",
+    "train.progress=false",
+    "--set",
+    "train.tensorboard=false",
+]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, where: str, what: str):
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
+    assert where in lines[0] and what in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "where", "what"),
+    [
+        (None, "train.tsv:1", "no such file"),
+        (b"", "train.tsv:1", "file is empty"),
+        (b"a\tb\nbroken\n", "train.tsv:2", "no tab"),
+        (b"a\tb\n\xc3\x28\tb\n", "train.tsv:2", "not valid UTF-8"),
+        (b"a\t \n", "train.tsv:1", "empty target"),
+    ],
+)
+def test_train_bad_input_exit_2_and_nothing_written(tmp_path, content, where, what):
+    bad = tmp_path / "train.tsv"
+    if content is not None:
+        bad.write_bytes(content)
+    (tmp_path / "valid.tsv").write_text("a\tb\n")
+    result = invoke(
+        "train", "--model", "cvae", "--train", bad, "--valid", tmp_path / "valid.tsv", "--out", tmp_path / "out", *TINY
+    )
+    assert_one_line_error(result, where, what)
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_rejects_unknown_model_and_config_key(tmp_path, synth_dir):
+    args = ["--train", synth_dir / "train.tsv", "--valid", synth_dir / "valid.jsonl", "--out", tmp_path / "o"]
+    assert_one_line_error(invoke("train", "--model", "vae", *args), "--model", "unknown model 'vae'")
+    assert_one_line_error(
+        invoke("train", "--model", "cvae", *args, "--set", "model.latnt=3"), "model.latnt", "unknown config key"
+    )
+    assert_one_line_error(invoke("train", "--model", "cvae", *args, "--set", "slcvae.distance=l1"), "distance", "must be one of")
+    assert_one_line_error(invoke("train", "--model", "cvae", *args, "--set", "train.lr=fast"), "train.lr", "must be float")
+    bad = tmp_path / "c.toml"
+    bad.write_text("[model\n")
+    assert_one_line_error(invoke("train", "--model", "cvae", *args, "--config", bad), "c.toml:1", "invalid TOML")
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_pipeline_train_generate_evaluate(tmp_path, synth_dir):
+    run = tmp_path / "run"
+    r = invoke(
+        "train",
+        "--model",
+        "slcvae",
+        "--train",
+        synth_dir / "train.tsv",
+        "--valid",
+        synth_dir / "valid.jsonl",
+        "--out",
+        run,
+        "--max-steps",
+        6,
+        "--seed",
+        3,
+        *TINY,
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads((run / "config.json").read_text())["train"]["seed"] == 3
+    pred = tmp_path / "pred.jsonl"
+    for decode in ("greedy", "sample", "beam"):
+        r = invoke(
+            "generate",
+            "--model-dir",
+            run,
+            "--input",
+            synth_dir / "test.jsonl",
+            "--output",
+            pred,
+            "--num-samples",
+            3,
+            "--decode",
+            decode,
+            "--top-k",
+            5,
+            "--top-p",
+            0.9,
+        )
+        assert r.exit_code == 0, r.output
+        rows = [json.loads(line) for line in pred.read_text().splitlines()]
+        assert len(rows) == 48 and all(len(row["samples"]) == 3 for row in rows)
+        assert rows[0]["source"].startswith("item : ")
+    r = invoke("evaluate", "--predictions", pred, "--references", synth_dir / "test.jsonl", "--json")
+    assert r.exit_code == 0, r.output
+    metrics = json.loads(r.stdout)
+    assert {"bleu_precision", "bleu_recall", "bleu_f1", "distinct_1", "distinct_2", "mode_precision", "mode_coverage"} <= set(
+        metrics
+    )
+    # out of order or a wrong count are errors, not silently misaligned scores
+    lines = pred.read_text().splitlines()
+    (tmp_path / "short.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    assert_one_line_error(
+        invoke("evaluate", "--predictions", tmp_path / "short.jsonl", "--references", synth_dir / "test.jsonl"),
+        "short.jsonl",
+        "47 predictions but",
+    )
+    (tmp_path / "swap.jsonl").write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
+    assert_one_line_error(
+        invoke("evaluate", "--predictions", tmp_path / "swap.jsonl", "--references", synth_dir / "test.jsonl"),
+        "swap.jsonl:1",
+        "source does not match",
+    )
+    assert_one_line_error(
+        invoke("generate", "--model-dir", run, "--input", synth_dir / "test.jsonl", "--output", pred, "--decode", "nucleus"),
+        "--decode",
+        "must be one of",
+    )
+    assert_one_line_error(
+        invoke("generate", "--model-dir", tmp_path, "--input", synth_dir / "test.jsonl", "--output", tmp_path / "x.jsonl"),
+        "best.pt",
+        "no such checkpoint",
+    )
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_synth_writes_known_targets(tmp_path):
+    r = invoke("synth", "--out", tmp_path / "s", "--seed", 1)
+    assert r.exit_code == 0 and json.loads(r.stdout)["test_sources"] == 48
+    row = json.loads((tmp_path / "s" / "test.jsonl").read_text().splitlines()[0])
+    assert len(row["targets"]) == 4 and len(set(row["targets"])) == 4
+
+
+def test_every_command_help_shows_an_example():
+    for command in ("synth", "prepare", "train", "generate", "evaluate", "demo"):
+        r = invoke(command, "--help")
+        assert r.exit_code == 0 and "Example: slcvae " + command in " ".join(r.output.split())
+
+
+def test_real_process_prints_no_traceback(tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "slcvae",
+            "evaluate",
+            "--predictions",
+            str(tmp_path / "p.jsonl"),
+            "--references",
+            str(tmp_path / "r.tsv"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and r.stderr.strip() == f"error: {tmp_path / 'p.jsonl'}:1: no such file"

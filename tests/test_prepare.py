@@ -1,0 +1,49 @@
+"""Readers for the real corpora in ../shared/data (skipped with a reason where it is absent)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from slcvae.data.corpus import read_corpus
+from slcvae.data.prepare import linearize_triples, prepare
+from slcvae.errors import InputError
+from tests.conftest import shared
+
+
+def test_dailydialog_official_split(tmp_path):
+    counts = prepare("dailydialog", shared("dailydialog"), tmp_path, context_turns=3)
+    # one target per utterance after the first: 87,170 - 11,118 dialogues = 76,052 (train)
+    assert counts == {"train": 76052, "valid": 7069, "test": 6740}
+    first = json.loads((tmp_path / "train.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert isinstance(first["source"], list) and len(first["source"]) == 1
+    rows = [json.loads(line) for line in (tmp_path / "test.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert max(len(r["source"]) for r in rows) == 3 and all(r["target"] for r in rows)
+
+
+def test_webnlg_groups_texts_as_targets(tmp_path):
+    counts = prepare("webnlg", shared("webnlg"), tmp_path)
+    assert counts == {"train": 6940, "valid": 870, "test": 1862}
+    examples = read_corpus(tmp_path / "valid.jsonl")
+    second = next(e for e in examples if "runway" in e.source[0])
+    assert second.source == ("Aarhus Airport | runway Length | 2702.0",) and len(second.targets) == 2
+    assert all(e.complete for e in examples)
+
+
+def test_advertisegen_chinese(tmp_path):
+    counts = prepare("advertisegen", shared("advertisegen"), tmp_path)
+    assert sum(counts.values()) == 1070 and min(counts.values()) > 50
+    example = read_corpus(tmp_path / "train.jsonl")[0]
+    assert "|" in example.source[0] and any("\u4e00" <= ch <= "\u9fff" for ch in example.targets[0])
+
+
+def test_linearize_and_bad_folders(tmp_path):
+    assert linearize_triples(['A_b | cityServed | "X, Y"', "P | q | r"]) == "A b | city Served | X, Y ; P | q | r"
+    with pytest.raises(InputError, match="no such directory"):
+        prepare("webnlg", tmp_path / "nope", tmp_path / "out")
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "train.jsonl").write_text('{"triples": ["a | b | c"], "texts": []}\n')
+    with pytest.raises(InputError, match=r"train.jsonl:1: missing or empty \"texts\""):
+        prepare("webnlg", tmp_path / "w", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
