@@ -1,4 +1,4 @@
-"""SLCVAE design choices on the synthetic corpus, at the demo's budget.
+"""SLCVAE design choices on the synthetic corpus, at the demo's budget (configs/demo.toml, 3,000 steps).
 
     python bench/slcvae_ablation.py --out runs/ablation [--workers 2] [--only NAME ...]
 
@@ -17,14 +17,21 @@ import sys
 from pathlib import Path
 
 VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "seq2seq": ("seq2seq", []),
     "cvae": ("cvae", []),
+    "cvae-anneal": ("cvae-anneal", ["cvae.anneal_steps=1500"]),
+    "cvae-freebits": ("cvae-freebits", []),
+    "cvae-wdrop": ("cvae-wdrop", []),
     "cvae-bow": ("cvae-bow", []),
-    "slcvae (default)": ("slcvae", []),
+    "slcvae (demo config)": ("slcvae", []),
     "slcvae warmup 0": ("slcvae", ["slcvae.warmup_steps=0"]),
+    "slcvae warmup 200": ("slcvae", ["slcvae.warmup_steps=200"]),
     "slcvae mean_sq lambda 0.1": ("slcvae", ["slcvae.distance=mean_sq", "slcvae.label_weight=0.1"]),
-    "slcvae sample_sq": ("slcvae", ["slcvae.distance=sample_sq"]),
-    "slcvae unbounded": ("slcvae", ["slcvae.label_bound=0.0"]),
+    "slcvae mean_sq lambda 1": ("slcvae", ["slcvae.distance=mean_sq"]),
+    "slcvae sample_sq lambda 0.1": ("slcvae", ["slcvae.distance=sample_sq", "slcvae.label_weight=0.1"]),
+    "slcvae unbounded label": ("slcvae", ["slcvae.label_bound=0.0"]),
     "slcvae shared labeler": ("slcvae", ["slcvae.labeler_encoder=shared"]),
+    "slcvae label every 4": ("slcvae", ["slcvae.label_every=4"]),
 }
 
 
@@ -66,8 +73,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("runs/ablation"))
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--max-steps", type=int, default=2000)
-    p.add_argument("--max-minutes", type=float, default=3.0)
+    p.add_argument("--max-steps", type=int, default=3000)
+    p.add_argument("--max-minutes", type=float, default=5.0)
     p.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     p.add_argument("--variant", nargs="+", action="append", default=[], help="extra variant: LABEL MODEL [section.key=value ...]")
     args = p.parse_args()

@@ -27,6 +27,8 @@ TINY = [
     "train.progress=false",
     "--set",
     "train.tensorboard=false",
+    "--set",
+    "slcvae.warmup_steps=2",
 ]
 
 
@@ -139,6 +141,16 @@ def test_cli_pipeline_train_generate_evaluate(tmp_path, synth_dir):
         invoke("evaluate", "--predictions", tmp_path / "swap.jsonl", "--references", synth_dir / "test.jsonl"),
         "swap.jsonl:1",
         "source does not match",
+    )
+    sources = tmp_path / "sources.tsv"
+    sources.write_text("item : hat | color : red | material : silk\nitem : coat | color : blue | material : wool\n")
+    r = invoke("generate", "--model-dir", run, "--input", sources, "--output", tmp_path / "new.jsonl", "--num-samples", 2)
+    assert r.exit_code == 0, r.output
+    assert [len(json.loads(line)["samples"]) for line in (tmp_path / "new.jsonl").read_text().splitlines()] == [2, 2]
+    assert_one_line_error(
+        invoke("generate", "--model-dir", run, "--input", sources, "--output", tmp_path / "y.jsonl", "--latent", "posterior"),
+        "sources.tsv:1",
+        "no tab",
     )
     assert_one_line_error(
         invoke("generate", "--model-dir", run, "--input", synth_dir / "test.jsonl", "--output", pred, "--decode", "nucleus"),

@@ -74,3 +74,15 @@ def test_reader_fuzz_raises_only_input_errors(tmp_path_factory, data):
     except InputError:
         return
     assert examples and all(e.source and all(e.source) and e.targets and all(e.targets) for e in examples)
+
+
+def test_sources_without_targets_for_generation(tmp_path):
+    tsv = write(tmp_path, "s.tsv", b"just a source\nwith\ta target\n")
+    assert [(e.source, e.targets) for e in read_corpus(tsv, require_target=False)] == [
+        (("just a source",), []),
+        (("with",), ["a target"]),
+    ]
+    with pytest.raises(InputError, match="found no tab"):
+        read_corpus(tsv)
+    jsonl = write(tmp_path, "s.jsonl", b'{"source": ["hi", "there"]}\n')
+    assert read_corpus(jsonl, require_target=False)[0].targets == []

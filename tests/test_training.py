@@ -85,3 +85,8 @@ def test_summary_and_validation_metrics(tmp_path, synth_dir):
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["steps"] == 10
     model, tok, cfg = load_model_dir(tmp_path / "r")
     assert cfg.model_name == "slcvae" and not model.training
+    # a run that ends inside the warm-up has no best checkpoint, and says so
+    train(tiny("slcvae", "train.max_steps=2"), synth_dir / "train.tsv", synth_dir / "valid.jsonl", tmp_path / "w")
+    with pytest.raises(InputError, match="during the warm-up; use --checkpoint last"):
+        load_model_dir(tmp_path / "w")
+    assert load_model_dir(tmp_path / "w", "last")[2].train.max_steps == 2

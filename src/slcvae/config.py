@@ -57,15 +57,13 @@ class CVAEConfig:
 
 @dataclass
 class SLCVAEConfig:
-    # Defaults measured on the synthetic corpus (docs/design.md, `bench/slcvae_ablation.py`).
-    distance: str = "nll"  # nll: -log q(z*|x,y) | mean_sq: |mu_q - z*|^2 | sample_sq: |z - z*|^2; nll covered most modes
-    label_weight: float = 1.0  # lambda on the labeling loss in the CVAE phase
-    label_bound: float = 2.0  # z* = B tanh(raw / B): unbounded labels grew without limit and stalled training; 0 = off
-    labeler_encoder: str = (
-        "own"  # own: g(x,y) has its own encoders (the paper) | shared: an MLP on the CVAE's detached encodings (cheaper)
-    )
-    warmup_steps: int = 200  # CVAE-only steps first, so the decoder reads words before labels exist
-    label_every: int = 1  # a labeling phase before every k-th CVAE step after warm-up
+    # Defaults measured on the synthetic corpus with bench/slcvae_ablation.py (table in docs/design.md).
+    distance: str = "nll"  # nll: -log q(z*|x,y) | mean_sq: |mu_q - z*|^2 | sample_sq: |z - z*|^2; nll covered the most modes
+    label_weight: float = 1.0  # lambda; nll at 1 cancels the log-variance terms of KL and D: loss bounded below (not above 1)
+    label_bound: float = 2.0  # z* = B tanh(raw / B); unbounded labels grow while the decoder saturates; 0 = off
+    labeler_encoder: str = "own"  # own: g(x,y) has its own encoders (the paper) | shared: MLP on the CVAE's detached encodings
+    warmup_steps: int = 1000  # CVAE-only steps (no labels) until the decoder reads content from x; else z absorbs content
+    label_every: int = 1  # a labeling phase before every k-th CVAE step after warm-up (1 = strict alternation)
     label_steps: int = 1  # labeling-network updates per labeling phase
     label_lr: float = 0.0  # learning rate of the labeling network; 0 = the CVAE's
 

@@ -104,7 +104,7 @@ def train(
 @boundary
 def generate(
     model_dir: Annotated[Path, typer.Option(help="a folder written by `slcvae train`")],
-    input: Annotated[Path, typer.Option(help="sources (.tsv or .jsonl; targets are only used by --latent posterior)")],
+    input: Annotated[Path, typer.Option(help="sources (.tsv or .jsonl; targets optional, needed by --latent posterior)")],
     output: Annotated[Path, typer.Option(help="JSONL: one {source, samples} per distinct input source")],
     num_samples: Annotated[int, typer.Option(help="outputs per source")] = 10,
     decode: Annotated[str, typer.Option(help="greedy | sample | beam")] = "greedy",
@@ -127,7 +127,7 @@ def generate(
         raise InputError("--checkpoint", None, f"must be best or last, got {checkpoint!r}")
     gen = GenerateConfig(num_samples, decode, temperature, top_k, top_p, beam_size, latent, seed=seed)
     gen.validate()
-    examples = read_corpus(input)
+    examples = read_corpus(input, require_target=latent == "posterior")
     model, tokenizer, cfg = load_model_dir(model_dir, checkpoint)
     outputs = run(model, tokenizer, examples, cfg.data, gen)
     lines = (

@@ -40,11 +40,8 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield (line number, text) for the non-blank lines, decoding strictly as UTF-8."""
     if not path.is_file():
         raise InputError(path, 1, "no such file")
-    data = path.read_bytes()
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    if not data.strip():
-        raise InputError(path, 1, "file is empty")
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    blank = True
     # split on \n only: str.splitlines would also break on U+2028 and friends inside a text
     for number, raw in enumerate(data.split(b"\n"), start=1):
         raw = raw.removesuffix(b"\r")
@@ -53,7 +50,10 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
         except UnicodeDecodeError as err:
             raise InputError(path, number, f"not valid UTF-8 (byte {err.start}: {raw[err.start : err.start + 1]!r})") from None
         if text.strip():
+            blank = False
             yield number, text
+    if blank:
+        raise InputError(path, 1, "file is empty")
 
 
 def _clean(text: object, path: Path, number: int, what: str) -> str:
@@ -77,9 +77,12 @@ def _source(value: object, path: Path, number: int) -> tuple[str, ...]:
     return tuple(turns)
 
 
-def _tsv_pairs(path: Path) -> Iterator[tuple[tuple[str, ...], list[str], int, bool]]:
+def _tsv_pairs(path: Path, require_target: bool) -> Iterator[tuple[tuple[str, ...], list[str], int, bool]]:
     for number, text in iter_lines(path):
         tabs = text.count("\t")
+        if tabs == 0 and not require_target:
+            yield _source(text, path, number), [], number, False
+            continue
         if tabs != 1:
             found = "no tab" if tabs == 0 else f"{tabs} tabs"
             raise InputError(path, number, f"expected `source<TAB>target`, found {found}")
@@ -87,7 +90,8 @@ def _tsv_pairs(path: Path) -> Iterator[tuple[tuple[str, ...], list[str], int, bo
         yield _source(source, path, number), [_clean(target, path, number, "target")], number, False
 
 
-def _jsonl_pairs(path: Path) -> Iterator[tuple[tuple[str, ...], list[str], int, bool]]:
+def iter_json_objects(path: Path) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for a JSONL file whose every non-blank line is a JSON object."""
     for number, text in iter_lines(path):
         try:
             obj = json.loads(text)
@@ -95,6 +99,11 @@ def _jsonl_pairs(path: Path) -> Iterator[tuple[tuple[str, ...], list[str], int, 
             raise InputError(path, number, f"invalid JSON: {err.msg} (column {err.colno})") from None
         if not isinstance(obj, dict):
             raise InputError(path, number, f"expected a JSON object, got {type(obj).__name__}")
+        yield number, obj
+
+
+def _jsonl_pairs(path: Path, require_target: bool) -> Iterator[tuple[tuple[str, ...], list[str], int, bool]]:
+    for number, obj in iter_json_objects(path):
         if "source" not in obj:
             raise InputError(path, number, 'missing field "source"')
         if "target" in obj:
@@ -103,29 +112,34 @@ def _jsonl_pairs(path: Path) -> Iterator[tuple[tuple[str, ...], list[str], int, 
             if not isinstance(obj["targets"], list) or not obj["targets"]:
                 raise InputError(path, number, '"targets" must be a non-empty list of strings')
             targets = [_clean(t, path, number, "target") for t in obj["targets"]]
+        elif not require_target:
+            targets = []
         else:
             raise InputError(path, number, 'missing field "target" (or "targets")')
         yield _source(obj["source"], path, number), targets, number, "targets" in obj
 
 
-def _pairs(path: str | Path) -> Iterator[tuple[tuple[str, ...], list[str], int, bool]]:
+def _pairs(path: str | Path, require_target: bool = True) -> Iterator[tuple[tuple[str, ...], list[str], int, bool]]:
     path = Path(path)
     if path.suffix == ".tsv":
-        return _tsv_pairs(path)
+        return _tsv_pairs(path, require_target)
     if path.suffix == ".jsonl":
-        return _jsonl_pairs(path)
+        return _jsonl_pairs(path, require_target)
     raise InputError(path, 1, f"unknown corpus format {path.suffix!r}: use .tsv or .jsonl")
 
 
-def read_corpus(path: str | Path) -> list[Example]:
+def read_corpus(path: str | Path, require_target: bool = True) -> list[Example]:
     """Read a corpus grouped by source, in order of first appearance.
+
+    With `require_target=False` (inputs to `generate`) a source may come alone: a TSV line
+    without a tab, or a JSONL object without "target"/"targets".
 
     A source given on several lines (TSV) or with `targets` (JSONL) becomes one Example with
     all its targets, deduplicated; `generate` writes one output line per Example and
     `evaluate` pairs predictions with references in this same order.
     """
     groups: dict[tuple[str, ...], Example] = {}
-    for source, targets, number, complete in _pairs(path):
+    for source, targets, number, complete in _pairs(path, require_target):
         example = groups.setdefault(source, Example(source, [], number, complete))
         example.targets.extend(t for t in targets if t not in example.targets)
     return list(groups.values())

@@ -17,7 +17,7 @@ import json
 import re
 from pathlib import Path
 
-from slcvae.data.corpus import iter_lines
+from slcvae.data.corpus import iter_json_objects, iter_lines
 from slcvae.errors import InputError
 from slcvae.training.checkpoint import write_text_atomic
 
@@ -26,19 +26,6 @@ CORPORA = ("dailydialog", "webnlg", "advertisegen")
 
 def _jsonl(rows: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-
-
-def _json_lines(path: Path) -> list[tuple[int, dict]]:
-    rows = []
-    for number, text in iter_lines(path):
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise InputError(path, number, f"invalid JSON: {err.msg} (column {err.colno})") from None
-        if not isinstance(obj, dict):
-            raise InputError(path, number, f"expected a JSON object, got {type(obj).__name__}")
-        rows.append((number, obj))
-    return rows
 
 
 def dailydialog(src: Path, context_turns: int = 10) -> dict[str, list[dict]]:
@@ -72,7 +59,7 @@ def webnlg(src: Path) -> dict[str, list[dict]]:
     for split, name in (("train", "train"), ("dev", "valid"), ("test", "test")):
         path = src / f"{split}.jsonl"
         rows = []
-        for number, obj in _json_lines(path):
+        for number, obj in iter_json_objects(path):
             triples, texts = obj.get("triples"), obj.get("texts")
             if not isinstance(triples, list) or not triples or not all(isinstance(t, str) for t in triples):
                 raise InputError(path, number, 'missing or empty "triples" (a list of "s | p | o" strings)')
@@ -86,7 +73,7 @@ def webnlg(src: Path) -> dict[str, list[dict]]:
 def advertisegen(src: Path) -> dict[str, list[dict]]:
     path = src / "dev.jsonl"
     splits: dict[str, list[dict]] = {"train": [], "valid": [], "test": []}
-    for number, obj in _json_lines(path):
+    for number, obj in iter_json_objects(path):
         content, summary = obj.get("content"), obj.get("summary")
         if not isinstance(content, str) or not content.strip():
             raise InputError(path, number, 'missing or empty "content"')

@@ -13,7 +13,6 @@ Texts are compared as lowercase whitespace tokens. With b(h, r) = NLTK sentence 
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
-from slcvae.data.corpus import iter_lines
+from slcvae.data.corpus import iter_json_objects
 from slcvae.errors import InputError
 
 _SMOOTH = SmoothingFunction().method7
@@ -102,12 +101,8 @@ def read_predictions(path: str | Path) -> list[tuple[object, list[str]]]:
     """Read `generate` output: one `{"source", "samples": [str, ...]}` per line -> [(source, samples)]."""
     path = Path(path)
     rows = []
-    for number, text in iter_lines(path):
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise InputError(path, number, f"invalid JSON: {err.msg} (column {err.colno})") from None
-        samples = obj.get("samples") if isinstance(obj, dict) else None
+    for number, obj in iter_json_objects(path):
+        samples = obj.get("samples")
         if not isinstance(samples, list) or not samples or not all(isinstance(s, str) for s in samples):
             raise InputError(path, number, 'expected {"source": ..., "samples": [non-empty list of strings]}')
         rows.append((obj.get("source"), samples))

@@ -30,6 +30,10 @@ class Seq2Seq(nn.Module):
         """The phases run at training step `step`, in order."""
         return ["main"]
 
+    def selectable(self, step: int) -> bool:
+        """Whether a checkpoint at `step` may be chosen as best (False while a warm-up changes the objective)."""
+        return True
+
     def forward(self, batch: Batch, step: int = 0, phase: str = "main") -> tuple[dict, dict[str, torch.Tensor]]:
         ctx = self.encoder.source(batch)  # [batch, context]
         rec = self.decoder.nll(ctx, batch.target, batch.target_lens)  # [batch]

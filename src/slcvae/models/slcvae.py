@@ -85,6 +85,10 @@ class SLCVAE(CVAE):
             return ["cvae"]
         return ["label"] * s.label_steps + ["cvae"]
 
+    def selectable(self, step: int) -> bool:
+        # during warm-up there are no labels yet: a plain CVAE's low-KL -ELBO would always win
+        return step >= self.cfg.slcvae.warmup_steps
+
     def distance(self, out: dict, z_star: torch.Tensor) -> torch.Tensor:
         """D(q(z|x,y), z*): [batch]."""
         kind = self.cfg.slcvae.distance

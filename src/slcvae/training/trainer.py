@@ -34,7 +34,7 @@ class TrainState:
     step: int = 0  # optimizer steps done (an SLCVAE step includes its labeling phase)
     epoch: int = 0
     batch_in_epoch: int = 0  # position inside the epoch's deterministic batch order
-    best: float = math.inf  # best validation -ELBO so far
+    best: float = math.inf  # best validation -ELBO so far (among checkpoints the model allows)
     seconds: float = 0.0  # training wall time over all (resumed) runs
 
 
@@ -110,8 +110,9 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
         metrics = validate(model, valid_data, tokenizer, t.batch_size, state.step)
         state.seconds += time.monotonic() - mark
         mark = time.monotonic()
-        improved = metrics["elbo"] < state.best
-        state.best = min(state.best, metrics["elbo"])
+        improved = model.selectable(state.step) and metrics["elbo"] < state.best
+        if improved:
+            state.best = metrics["elbo"]
         ckpt = {
             "model": model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in optims.items()},
@@ -231,6 +232,8 @@ def load_model_dir(model_dir: Path, checkpoint: str = "best") -> tuple[Seq2Seq, 
     """A trained model, its tokenizer and config from a `slcvae train --out` folder, in eval mode."""
     model_dir = Path(model_dir)
     path = model_dir / f"{checkpoint}.pt"
+    if not path.is_file() and (model_dir / "last.pt").is_file():
+        raise InputError(path, 1, "no best checkpoint: every validation so far came during the warm-up; use --checkpoint last")
     if not path.is_file():
         raise InputError(path, 1, "no such checkpoint (is this a folder written by `slcvae train`?)")
     cfg = Config.load(model_dir / "config.json")
