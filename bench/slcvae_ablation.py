@@ -19,7 +19,7 @@ from pathlib import Path
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "seq2seq": ("seq2seq", []),
     "cvae": ("cvae", []),
-    "cvae-anneal": ("cvae-anneal", ["cvae.anneal_steps=1500"]),
+    "cvae-anneal": ("cvae-anneal", []),
     "cvae-freebits": ("cvae-freebits", []),
     "cvae-wdrop": ("cvae-wdrop", []),
     "cvae-bow": ("cvae-bow", []),
@@ -30,6 +30,10 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "slcvae mean_sq lambda 1": ("slcvae", ["slcvae.distance=mean_sq"]),
     "slcvae sample_sq lambda 0.1": ("slcvae", ["slcvae.distance=sample_sq", "slcvae.label_weight=0.1"]),
     "slcvae unbounded label": ("slcvae", ["slcvae.label_bound=0.0"]),
+    "slcvae mean_sq lambda 0.1 unbounded": (
+        "slcvae",
+        ["slcvae.distance=mean_sq", "slcvae.label_weight=0.1", "slcvae.label_bound=0.0"],
+    ),
     "slcvae shared labeler": ("slcvae", ["slcvae.labeler_encoder=shared"]),
     "slcvae label every 4": ("slcvae", ["slcvae.label_every=4"]),
 }
@@ -75,7 +79,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--max-steps", type=int, default=3000)
     p.add_argument("--max-minutes", type=float, default=5.0)
-    p.add_argument("--only", nargs="*", help="variant names to run (default: all)")
+    p.add_argument("--only", nargs="*", help="variant names to run (default: all); finished ones are skipped")
     p.add_argument("--variant", nargs="+", action="append", default=[], help="extra variant: LABEL MODEL [section.key=value ...]")
     args = p.parse_args()
     from slcvae.data.synth import synth
@@ -85,9 +89,12 @@ def main() -> None:
     for label, model, *sets in args.variant:
         variants[label] = (model, sets)
     chosen = args.only or list(variants)
-    jobs = [(n, *variants[n], args.out, args.max_steps, args.max_minutes) for n in chosen]
+    # finished variants (in OUT/ablation.json) are kept, not rerun: add variants one at a time
+    saved = args.out / "ablation.json"
+    results = json.loads(saved.read_text()) if saved.is_file() else {}
+    jobs = [(n, *variants[n], args.out, args.max_steps, args.max_minutes) for n in chosen if n not in results]
     with mp.get_context("spawn").Pool(args.workers) as pool:
-        results = dict(pool.map(run_one, jobs))
+        results.update(pool.map(run_one, jobs))
     keys = [
         "mode_precision",
         "mode_coverage",

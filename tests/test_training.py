@@ -77,7 +77,13 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, synth_dir, monk
 
 
 def test_summary_and_validation_metrics(tmp_path, synth_dir):
-    summary = train(tiny("slcvae", "train.max_steps=10"), synth_dir / "train.tsv", synth_dir / "valid.jsonl", tmp_path / "r")
+    summary = train(
+        tiny("slcvae", "train.max_steps=10", "train.tensorboard=true"),
+        synth_dir / "train.tsv",
+        synth_dir / "valid.jsonl",
+        tmp_path / "r",
+    )
+    assert list((tmp_path / "r" / "tb").glob("events.out.tfevents.*"))
     valid = summary["valid"]
     assert {"rec", "kl", "elbo", "label", "recovery", "nll_per_token", "ppl", "active_units"} <= set(valid)
     assert valid["elbo"] == pytest.approx(valid["rec"] + valid["kl"])

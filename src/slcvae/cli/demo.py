@@ -86,9 +86,9 @@ def plot(results: dict[str, dict], path: Path) -> None:
     for i, (key, label) in enumerate(keys):
         ax.bar([x + i * width for x in range(len(names))], [results[n][key] for n in names], width, label=label)
     ax.set_xticks([x + width for x in range(len(names))], names)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.2)
     ax.set_title("slcvae demo: 10 greedy samples per unseen source, z ~ p(z|x)")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper center", ncol=len(keys), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -83,7 +83,7 @@ def beam_search(step: StepFn, h: torch.Tensor, bos: int, eos: int, max_len: int,
     Ended hypotheses stay in the beam with a frozen score; the final ranking divides the
     log-probability by the length, so short outputs are not favoured merely for being short.
     """
-    n, vocab_size = h.shape[1], None
+    n = h.shape[1]
     h = h.repeat_interleave(width, 1)  # [1, n * width, hidden]
     scores = torch.zeros(n, width)
     scores[:, 1:] = -torch.inf  # all beams start identical: keep one alive at t = 0

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from slcvae.generation.decode import beam_search, sample_loop
+from slcvae.generation.processors import Temperature, TopK, TopP
+
+EOS = 3
+# vocabulary: 0 pad, 1 unk, 2 bos, 3 eos, 4 a, 5 b; every step: eos 0.5, a 0.3, b 0.2
+PROBS = torch.tensor([0.0, 0.0, 0.0, 0.5, 0.3, 0.2])
+
+
+def fixed_step(tokens: torch.Tensor, h: torch.Tensor):
+    return PROBS.log().expand(tokens.shape[0], -1).clone(), h
+
+
+def test_greedy_stops_when_every_row_ended():
+    out = sample_loop(fixed_step, torch.zeros(1, 4, 2), bos=2, eos=EOS, max_len=10, greedy=True)
+    assert out.tolist() == [[EOS]] * 4
+
+
+def test_gumbel_max_sampling_matches_the_distribution():
+    torch.manual_seed(0)
+    out = sample_loop(fixed_step, torch.zeros(1, 40_000, 2), bos=2, eos=EOS, max_len=1, greedy=False)
+    freq = torch.bincount(out[:, 0], minlength=6).float() / out.shape[0]
+    assert torch.allclose(freq, PROBS, atol=0.01)
+
+
+def test_beam_search_n_best_by_length_normalized_score():
+    out = beam_search(fixed_step, torch.zeros(1, 1, 2), bos=2, eos=EOS, max_len=5, width=3, n_best=3)
+    # hypotheses: "<eos>" log .5 / 1 = -0.69; "a <eos>" (log .3 + log .5) / 2 = -0.95; "b <eos>" -1.15
+    assert out.shape[:2] == (1, 3)
+    assert [row[row != 0].tolist() for row in out[0]] == [[EOS], [4, EOS], [5, EOS]]
+
+
+def test_processors():
+    logits = torch.tensor([[math.log(0.5), math.log(0.3), math.log(0.2)]])
+    assert torch.isinf(TopK(2)(logits)).tolist() == [[False, False, True]]
+    assert torch.isinf(TopP(0.7)(logits)).tolist() == [[False, False, True]]
+    assert torch.isinf(TopP(0.5)(logits)).tolist() == [[False, True, True]]
+    assert torch.isinf(TopP(1.0)(logits)).sum() == 0
+    assert torch.allclose(Temperature(2.0)(logits), logits / 2)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        Temperature(0.0)
