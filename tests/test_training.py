@@ -30,7 +30,7 @@ def tiny(name, *sets):
 
 
 def params(run_dir, ckpt="last"):
-    return torch.load(run_dir / f"{ckpt}.pt", weights_only=False)["model"]
+    return torch.load(run_dir / f"{ckpt}.pt", weights_only=True)["model"]
 
 
 @pytest.mark.parametrize("name", ["cvae-wdrop", "slcvae"])
@@ -72,7 +72,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, synth_dir, monk
     monkeypatch.setattr(CVAE, "elbo", poisoned)
     with pytest.raises(TrainingDiverged, match="step 7, phase main: loss is nan"):
         train(tiny("cvae", "train.max_steps=20"), tr, va, tmp_path / "run")
-    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert ckpt["state"]["step"] == 5 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
 
 

@@ -80,7 +80,7 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
     optims = {name: torch.optim.Adam([group], foreach=True) for name, group in groups.items()}
     state = TrainState()
     if resume:
-        ckpt = torch.load(out_dir / "last.pt", weights_only=False)
+        ckpt = torch.load(out_dir / "last.pt", weights_only=True)
         model.load_state_dict(ckpt["model"])
         for name, opt in optims.items():
             opt.load_state_dict(ckpt["optimizers"][name])
@@ -239,5 +239,5 @@ def load_model_dir(model_dir: Path, checkpoint: str = "best") -> tuple[Seq2Seq, 
     cfg = Config.load(model_dir / "config.json")
     tokenizer = TextTokenizer.load(model_dir)
     model = build_model(cfg, tokenizer.vocab_size, tokenizer.unk_id)
-    model.load_state_dict(torch.load(path, weights_only=False)["model"])
+    model.load_state_dict(torch.load(path, weights_only=True)["model"])
     return model.eval(), tokenizer, cfg
