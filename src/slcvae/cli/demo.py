@@ -103,7 +103,7 @@ def markdown(results: dict[str, dict]) -> str:
     return head + "\n".join(rows) + "\n"
 
 
-def run(out: Path, max_minutes: float = 2.5, workers: int = 2, models: tuple[str, ...] = MODELS) -> dict[str, dict]:
+def run(out: Path, max_minutes: float = 4.0, workers: int = 2, models: tuple[str, ...] = MODELS) -> dict[str, dict]:
     started = time.monotonic()
     data = out / "data"
     synth(data, seed=0)

@@ -176,7 +176,7 @@ def evaluate(
 @boundary
 def demo(
     out: Annotated[Path, typer.Option(help="folder for the corpus, models, table and plot")] = Path("runs/demo"),
-    max_minutes: Annotated[float, typer.Option(help="time cap per model, in minutes (the budget is 3,000 steps)")] = 2.5,
+    max_minutes: Annotated[float, typer.Option(help="time cap per model, in minutes (the budget is 3,000 steps)")] = 4.0,
     workers: Annotated[int, typer.Option(help="models trained at once, one thread each")] = 2,
 ):
     """Synthetic corpus -> train seq2seq, cvae, cvae-bow, slcvae -> 10 samples per test source -> table + plot."""
