@@ -14,7 +14,9 @@ from torch import nn
 
 
 class BaselineCVAE(nn.Module):
-    def __init__(self, vocab: int, emb: int = 200, utt: int = 300, ctx: int = 600, latent: int = 200, dec: int = 400, mlp: int = 400):
+    def __init__(
+        self, vocab: int, emb: int = 200, utt: int = 300, ctx: int = 600, latent: int = 200, dec: int = 400, mlp: int = 400
+    ):
         super().__init__()
         self.embed = nn.Embedding(vocab, emb, padding_idx=0)
         self.utt = nn.GRU(emb, utt, batch_first=True, bidirectional=True)
