@@ -173,7 +173,7 @@ def test_synth_writes_known_targets(tmp_path):
 
 
 def test_every_command_help_shows_an_example():
-    for command in ("synth", "prepare", "train", "generate", "evaluate", "demo"):
+    for command in ("synth", "prepare", "train", "generate", "evaluate", "demo", "bench"):
         r = invoke(command, "--help")
         assert r.exit_code == 0 and "Example: slcvae " + command in " ".join(r.output.split())
 

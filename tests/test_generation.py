@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from slcvae.generation.decode import beam_search, sample_loop
+from slcvae.generation.decode import beam_search, sample_loop, sample_tokens
 from slcvae.generation.processors import Temperature, TopK, TopP
 
 EOS = 3
@@ -22,11 +22,18 @@ def test_greedy_stops_when_every_row_ended():
     assert out.tolist() == [[EOS]] * 4
 
 
-def test_gumbel_max_sampling_matches_the_distribution():
+def test_sampling_matches_the_distribution():
     torch.manual_seed(0)
     out = sample_loop(fixed_step, torch.zeros(1, 40_000, 2), bos=2, eos=EOS, max_len=1, greedy=False)
     freq = torch.bincount(out[:, 0], minlength=6).float() / out.shape[0]
     assert torch.allclose(freq, PROBS, atol=0.01)
+    # masked tokens (-inf, e.g. by top-k) are never drawn, even with a uniform draw of exactly 0
+    logits = torch.tensor([[-torch.inf, 0.0, -torch.inf, 0.0]]).expand(1000, -1)
+    assert set(sample_tokens(logits).tolist()) == {1, 3}
+    import unittest.mock
+
+    with unittest.mock.patch("torch.rand", lambda *shape, **kw: torch.zeros(*shape, **kw)):
+        assert sample_tokens(logits[:1]).tolist() == [1]
 
 
 def test_beam_search_n_best_by_length_normalized_score():

@@ -80,6 +80,7 @@ class TrainConfig:
     bucket_batches: int = 50  # batches per length-sorted pool: similar lengths, little padding, still shuffled
     seed: int = 1234  # seeds data order, initialization and sampling; runs on CPU are repeatable
     threads: int = 0  # torch intra-op threads; 0 = torch's default (all cores)
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto; CPU by default so runs are exactly repeatable
     tensorboard: bool = True  # write TensorBoard event files under OUT/tb
     progress: bool = True  # rich progress bar with ETA on stderr
 

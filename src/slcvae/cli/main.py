@@ -69,7 +69,8 @@ def prepare(
 
 @app.command(
     epilog="Example: slcvae train --model slcvae --train data/synth/train.tsv --valid data/synth/valid.jsonl "
-    "--out runs/slcvae --set train.max_steps=2000 --set slcvae.label_weight=0.5"
+    "--out runs/slcvae --set train.max_steps=2000 --set slcvae.label_weight=0.5   "
+    "(several processes: torchrun --nproc_per_node=2 -m slcvae train ...)"
 )
 @boundary
 def train(
@@ -83,15 +84,16 @@ def train(
     max_minutes: Annotated[float | None, typer.Option(help="stop (and checkpoint) after this many minutes")] = None,
     seed: Annotated[int | None, typer.Option(help="seed for initialization, data order and sampling")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out exactly where it stopped")] = False,
+    device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N | auto")] = None,
 ):
     """Train a model; best.pt and last.pt land in --out."""
     from slcvae.config import build_config
     from slcvae.training import train as run
 
     sets = list(set_ or [])
-    for key, value in (("max_steps", max_steps), ("max_minutes", max_minutes), ("seed", seed)):
+    for key, value in (("max_steps", max_steps), ("max_minutes", max_minutes), ("seed", seed), ("device", device)):
         if value is not None:
-            sets.append(f"train.{key}={value}")
+            sets.append(f"train.{key}={json.dumps(value) if isinstance(value, str) else value}")
     cfg = build_config(model, config, sets)
     summary = run(cfg, train, valid, out, resume=resume)
     print(json.dumps(summary))
@@ -115,6 +117,7 @@ def generate(
     latent: Annotated[str, typer.Option(help="prior: z ~ p(z|x) | posterior: z ~ q(z|x,y)")] = "prior",
     checkpoint: Annotated[str, typer.Option(help="best | last")] = "best",
     seed: Annotated[int, typer.Option(help="seed for z and token sampling")] = 1234,
+    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N | auto")] = "cpu",
 ):
     """Generate N outputs per source."""
     from slcvae.data.corpus import read_corpus
@@ -122,6 +125,7 @@ def generate(
     from slcvae.generation import generate as run
     from slcvae.training import load_model_dir
     from slcvae.training.checkpoint import write_text_atomic
+    from slcvae.training.distributed import resolve_device
 
     if checkpoint not in ("best", "last"):
         raise InputError("--checkpoint", None, f"must be best or last, got {checkpoint!r}")
@@ -129,6 +133,7 @@ def generate(
     gen.validate()
     examples = read_corpus(input, require_target=latent == "posterior")
     model, tokenizer, cfg = load_model_dir(model_dir, checkpoint)
+    model.to(resolve_device(device))
     outputs = run(model, tokenizer, examples, cfg.data, gen)
     lines = (
         json.dumps({"source": ex.source_text, "samples": s}, ensure_ascii=False) for ex, s in zip(examples, outputs, strict=True)
@@ -185,6 +190,23 @@ def demo(
     if workers < 1:
         raise InputError("--workers", None, f"must be >= 1, got {workers}")
     run(out, max_minutes, workers)
+
+
+@app.command(epilog="Example: slcvae bench --json --threads 2")
+@boundary
+def bench(
+    json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    threads: Annotated[int, typer.Option(help="torch threads (0 = torch's default)")] = 0,
+    repeats: Annotated[int, typer.Option(help="timed repetitions per figure (median)")] = 5,
+):
+    """Training and generation throughput against a straightforward baseline (runs bench/throughput.py)."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[3] / "bench" / "throughput.py"
+    if not script.is_file():
+        raise InputError(script, None, "not found: `slcvae bench` runs from a source checkout (pip install -e .)")
+    args = [sys.executable, str(script), "--threads", str(threads), "--repeats", str(repeats), *(["--json"] if json_ else [])]
+    raise typer.Exit(subprocess.run(args).returncode)
 
 
 def main() -> None:

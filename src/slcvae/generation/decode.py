@@ -51,25 +51,39 @@ class GenerateConfig:
                 raise InputError(option, None, f"{rule}, got {value!r}")
 
 
+def sample_tokens(logits: torch.Tensor) -> torch.Tensor:
+    """One exact draw per row from softmax(logits): [n, vocab] -> [n].
+
+    Inverse CDF: unnormalized exp, a cumulative sum and one uniform per row. On CPU this is ~4x
+    faster than torch.multinomial or Gumbel-max with exponential noise at a 10k vocabulary
+    (bench/throughput.py). side="right" never picks a zero-probability token, even for u = 0.
+    """
+    weights = (logits - logits.max(-1, keepdim=True).values).exp()
+    cdf = weights.cumsum(-1)
+    u = torch.rand(logits.shape[0], 1, device=logits.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, side="right").squeeze(1).clamp_(max=logits.shape[-1] - 1)
+
+
 def sample_loop(
     step: StepFn, h: torch.Tensor, bos: int, eos: int, max_len: int, greedy: bool, procs: Sequence = ()
 ) -> torch.Tensor:
     """Greedy or ancestral decoding of all rows at once: h [1, n, hidden] -> ids [n, <= max_len].
 
-    Sampling uses the Gumbel-max trick: argmax(logits + Gumbel noise) draws exactly from
-    softmax(logits) without normalizing or a multinomial call.
+    Sampling draws exactly from softmax(logits) by inverting the CDF (`sample_tokens`).
     """
-    n = h.shape[1]
-    tokens = torch.full((n,), bos, dtype=torch.long)
-    out = torch.zeros(n, max_len, dtype=torch.long)
-    done = torch.zeros(n, dtype=torch.bool)
+    n, dev = h.shape[1], h.device
+    tokens = torch.full((n,), bos, dtype=torch.long, device=dev)
+    out = torch.zeros(n, max_len, dtype=torch.long, device=dev)
+    done = torch.zeros(n, dtype=torch.bool, device=dev)
     for t in range(max_len):
         logits, h = step(tokens, h)
-        if not greedy:
+        if greedy:
+            tokens = logits.argmax(-1)
+        else:
             for proc in procs:
                 logits = proc(logits)
-            logits = logits - torch.empty_like(logits).exponential_().log()  # + Gumbel(0, 1)
-        tokens = logits.argmax(-1).masked_fill(done, 0)
+            tokens = sample_tokens(logits)
+        tokens = tokens.masked_fill(done, 0)
         out[:, t] = tokens
         done |= tokens == eos
         if done.all():
@@ -83,14 +97,15 @@ def beam_search(step: StepFn, h: torch.Tensor, bos: int, eos: int, max_len: int,
     Ended hypotheses stay in the beam with a frozen score; the final ranking divides the
     log-probability by the length, so short outputs are not favoured merely for being short.
     """
-    n = h.shape[1]
+    n, dev = h.shape[1], h.device
     h = h.repeat_interleave(width, 1)  # [1, n * width, hidden]
-    scores = torch.zeros(n, width)
+    scores = torch.zeros(n, width, device=dev)
     scores[:, 1:] = -torch.inf  # all beams start identical: keep one alive at t = 0
-    seqs = torch.zeros(n * width, 0, dtype=torch.long)
-    tokens = torch.full((n * width,), bos, dtype=torch.long)
-    done = torch.zeros(n * width, dtype=torch.bool)
-    lengths = torch.zeros(n * width)
+    seqs = torch.zeros(n * width, 0, dtype=torch.long, device=dev)
+    tokens = torch.full((n * width,), bos, dtype=torch.long, device=dev)
+    done = torch.zeros(n * width, dtype=torch.bool, device=dev)
+    lengths = torch.zeros(n * width, device=dev)
+    offsets = torch.arange(n, device=dev).unsqueeze(1) * width
     for _ in range(max_len):
         logits, h = step(tokens, h)
         logp = logits.log_softmax(-1)
@@ -100,7 +115,7 @@ def beam_search(step: StepFn, h: torch.Tensor, bos: int, eos: int, max_len: int,
         logp[done, 0] = 0.0
         cand = (scores.view(-1, 1) + logp).view(n, width * vocab_size)
         scores, flat = cand.topk(width, dim=-1)  # [n, width]
-        src = (flat // vocab_size + torch.arange(n).unsqueeze(1) * width).view(-1)
+        src = (flat // vocab_size + offsets).view(-1)
         tokens = (flat % vocab_size).view(-1)
         seqs = torch.cat([seqs[src], tokens.unsqueeze(1)], 1)
         h, done, lengths = h[:, src], done[src], lengths[src]
@@ -110,7 +125,7 @@ def beam_search(step: StepFn, h: torch.Tensor, bos: int, eos: int, max_len: int,
             break
     normalized = (scores.view(-1) / lengths.clamp(min=1)).view(n, width)
     order = normalized.argsort(dim=-1, descending=True)[:, :n_best]
-    rows = (order + torch.arange(n).unsqueeze(1) * width).view(-1)
+    rows = (order + offsets).view(-1)
     return seqs[rows].view(n, n_best, -1)
 
 
@@ -127,9 +142,10 @@ def generate(
     data = encode(examples, tokenizer, data_cfg)
     n, max_len = cfg.num_samples, data_cfg.max_target_len + 1  # + 1 for <eos>
     bos, eos = tokenizer.bos_id, tokenizer.eos_id
+    device = next(model.parameters()).device
     results: list[list[str]] = []
     for start in range(0, len(examples), cfg.batch_size):
-        batch = collate(data, range(start, min(start + cfg.batch_size, len(examples))), tokenizer)
+        batch = collate(data, range(start, min(start + cfg.batch_size, len(examples))), tokenizer).to(device)
         if cfg.decode == "beam" and not model.has_latent:
             # no latent to vary: one wide beam per source, its N best hypotheses are the samples
             h = model.init_state(batch, 1, cfg.latent)

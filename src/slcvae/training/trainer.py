@@ -24,6 +24,7 @@ from slcvae.data.corpus import read_pairs
 from slcvae.data.tokenizer import TextTokenizer
 from slcvae.errors import InputError, TrainingDiverged
 from slcvae.models import Seq2Seq, build_model
+from slcvae.training import distributed
 from slcvae.training.checkpoint import save_atomic, write_text_atomic
 
 console = Console(stderr=True)
@@ -40,7 +41,7 @@ class TrainState:
 
 def _budget_fields(saved: Config, cfg: Config) -> None:
     """On --resume the saved config rules, except the budget and display settings given now."""
-    for key in ("max_steps", "max_minutes", "progress", "tensorboard", "threads"):
+    for key in ("max_steps", "max_minutes", "progress", "tensorboard", "threads", "device"):
         setattr(saved.train, key, getattr(cfg.train, key))
 
 
@@ -74,25 +75,31 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
 
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg, tokenizer.vocab_size, tokenizer.unk_id)
+    ctx = distributed.setup(cfg.train.device)
+    torch.manual_seed(cfg.train.seed)  # the same initialization on every rank
+    model = build_model(cfg, tokenizer.vocab_size, tokenizer.unk_id).to(ctx.device)
     groups = model.optimizer_groups(cfg.train.lr)
     optims = {name: torch.optim.Adam([group], foreach=True) for name, group in groups.items()}
     state = TrainState()
+    if ctx.world > 1:
+        torch.manual_seed(cfg.train.seed + 1000 * ctx.rank)  # but different z noise per rank
     if resume:
-        ckpt = torch.load(out_dir / "last.pt", weights_only=True)
+        ckpt = torch.load(out_dir / "last.pt", weights_only=True, map_location=ctx.device)
         model.load_state_dict(ckpt["model"])
         for name, opt in optims.items():
             opt.load_state_dict(ckpt["optimizers"][name])
         state = TrainState(**ckpt["state"])
-        torch.set_rng_state(ckpt["rng"])
-    else:
+        if len(ckpt["rng"]) != ctx.world:
+            raise InputError(out_dir / "last.pt", 1, f"saved by {len(ckpt['rng'])} process(es), resumed with {ctx.world}")
+        torch.set_rng_state(ckpt["rng"][ctx.rank].cpu())
+    elif ctx.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(out_dir / "config.json")
         tokenizer.save(out_dir)
+    net = distributed.wrap(model, ctx)  # what forward/backward run through; `model` stays the plain module
 
     writer = None
-    if cfg.train.tensorboard:
+    if cfg.train.tensorboard and ctx.main:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(out_dir / "tb"), purge_step=state.step)
@@ -107,6 +114,10 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
 
     def checkpoint() -> None:
         nonlocal metrics, mark
+        rng = distributed.gather_rng(ctx)  # before validation, which runs on rank 0 only
+        if not ctx.main:
+            distributed.barrier(ctx)
+            return
         metrics = validate(model, valid_data, tokenizer, t.batch_size, state.step)
         state.seconds += time.monotonic() - mark
         mark = time.monotonic()
@@ -117,7 +128,7 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
             "model": model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in optims.items()},
             "state": asdict(state),
-            "rng": torch.get_rng_state(),
+            "rng": rng,
             "metrics": metrics,
         }
         save_atomic(ckpt, out_dir / "last.pt")
@@ -127,6 +138,7 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
             for k, v in metrics.items():
                 writer.add_scalar(f"valid/{k}", v, state.step)
             writer.flush()
+        distributed.barrier(ctx)
 
     progress = Progress(
         TextColumn("{task.description}"),
@@ -135,7 +147,7 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
         console=console,
-        disable=not t.progress,
+        disable=not (t.progress and ctx.main),
         transient=False,
     )
     with progress:
@@ -144,10 +156,11 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
         while not stop:
             batches = bucket_order(lengths, t.batch_size, t.bucket_batches, t.seed, state.epoch)
             while state.batch_in_epoch < len(batches):
-                batch = collate(train_data, batches[state.batch_in_epoch], tokenizer)
+                rows = batches[state.batch_in_epoch][ctx.rank :: ctx.world]  # this rank's share of the global batch
+                batch = collate(train_data, rows, tokenizer).to(ctx.device)
                 model.train()
                 for phase in model.phases_at(state.step):
-                    _, losses = model(batch, step=state.step, phase=phase)
+                    _, losses = net(batch, step=state.step, phase=phase)
                     if not torch.isfinite(losses["loss"]):
                         raise TrainingDiverged(
                             f"step {state.step}, phase {phase}: loss is {losses['loss'].item()}; "
@@ -162,8 +175,11 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
                 state.batch_in_epoch += 1
                 state.step += 1
                 if state.step % t.log_every == 0:
-                    means = {k: float(np.mean(v)) for k, v in running.items()}
+                    means = distributed.mean({k: float(np.mean(v)) for k, v in running.items()}, ctx)
                     running.clear()
+                    if ctx.main:
+                        with open(out_dir / "log.jsonl", "a", encoding="utf-8") as f:
+                            f.write(json.dumps({"step": state.step, **means}) + "\n")
                     if writer is not None:
                         for k, v in means.items():
                             writer.add_scalar(f"train/{k}", v, state.step)
@@ -171,7 +187,7 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
                         task, info=" ".join(f"{k.split('/')[-1]}={v:.3g}" for k, v in means.items() if not k.endswith("/loss"))
                     )
                 progress.update(task, completed=state.step)
-                stop = state.step >= t.max_steps or time.monotonic() > deadline
+                stop = state.step >= t.max_steps or distributed.any_rank(time.monotonic() > deadline, ctx)
                 if stop or state.step % t.eval_every == 0:
                     checkpoint()
                 if stop:
@@ -181,6 +197,7 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
                 state.batch_in_epoch = 0
     if writer is not None:
         writer.close()
+    distributed.cleanup(ctx)
     summary = {
         "model": cfg.model_name,
         "steps": state.step,
@@ -192,7 +209,8 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
         "vocab": tokenizer.vocab_size,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
-    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if ctx.main:
+        write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -207,7 +225,7 @@ def validate(model: Seq2Seq, data: Encoded, tokenizer: TextTokenizer, batch_size
     with torch.random.fork_rng():  # validation draws z without moving the training RNG (exact resume)
         torch.manual_seed(0)
         for start in range(0, len(order), batch_size):
-            batch = collate(data, order[start : start + batch_size], tokenizer)
+            batch = collate(data, order[start : start + batch_size], tokenizer).to(next(model.parameters()).device)
             tokens += int((batch.target_lens - 1).sum())
             for phase in model.phases:
                 outputs, losses = model(batch, step=step, phase=phase)
@@ -239,5 +257,5 @@ def load_model_dir(model_dir: Path, checkpoint: str = "best") -> tuple[Seq2Seq, 
     cfg = Config.load(model_dir / "config.json")
     tokenizer = TextTokenizer.load(model_dir)
     model = build_model(cfg, tokenizer.vocab_size, tokenizer.unk_id)
-    model.load_state_dict(torch.load(path, weights_only=True)["model"])
+    model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu")["model"])
     return model.eval(), tokenizer, cfg

@@ -1,0 +1,220 @@
+"""Training and generation throughput: slcvae's real code paths against a straightforward baseline.
+
+    python bench/throughput.py [--json] [--threads N] [--repeats R]     (also: slcvae bench)
+
+Both run in this one process at the reference sizes (vocab 10k, embedding 200, bidirectional GRU
+300, context 600, latent 200, decoder 400, batch 30, Adam):
+
+- gemm_gflops: fp32 matrix multiply [1200 x 400] @ [400 x 10000], the output projection's shape.
+- train_tokens_per_s_fixed: random batches whose every target has 40 predicted tokens (no padding
+  for anyone to skip); mfu = achieved model FLOP/s / gemm_gflops.
+- train_tokens_per_s_dailydialog: real (non-pad) target tokens/s on DailyDialog training batches
+  (3 context turns), when ../shared/data exists: the baseline pads every text to 40 tokens.
+- generate_replies_per_s_{greedy,sample}: 64 contexts x 10 samples, 40 tokens each (<eos> is
+  disabled in our untrained model, so early stopping, a real gain with trained models, is not counted).
+
+Each figure is the median of --repeats timed repetitions after one warm-up repetition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baseline_cvae import BaselineCVAE  # noqa: E402
+
+from slcvae.config import build_config  # noqa: E402
+from slcvae.data.batching import Encoded, bucket_order, collate, encode  # noqa: E402
+from slcvae.data.corpus import Example  # noqa: E402
+from slcvae.data.tokenizer import TextTokenizer  # noqa: E402
+from slcvae.generation import GenerateConfig, generate  # noqa: E402
+from slcvae.models import build_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DAILYDIALOG = ROOT.parent / "shared" / "data" / "dailydialog"
+VOCAB, BATCH, LENGTH = 10_000, 30, 40
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def gemm_gflops(repeats: int) -> float:
+    a, b = torch.randn(BATCH * LENGTH, 400), torch.randn(400, VOCAB)
+    seconds = median_time(lambda: [a @ b for _ in range(10)], repeats) / 10
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1] / seconds / 1e9
+
+
+def model_flops_per_token(src_len: float, turns: float) -> float:
+    """Training FLOPs per target token (forward + backward = 3x forward), matmuls only."""
+    e, u, c, z, d, m = 200, 300, 600, 200, 400, 400
+    gru = lambda n_in, h: 2 * 3 * (n_in * h + h * h)  # noqa: E731  per token, one direction
+    per_target_token = gru(e, d) + 2 * d * VOCAB + 2 * gru(e, u)  # decoder + projection + posterior's target encoder
+    per_source = turns * src_len * 2 * gru(e, u) + turns * gru(2 * u, c) + 2 * (c * m + m * 2 * z) * 2 + 2 * (c + z) * d
+    return 3 * (per_target_token + per_source / LENGTH)
+
+
+def ours(tok_vocab: int):
+    cfg = build_config("cvae", sets=["data.max_vocab=10000"])
+    torch.manual_seed(0)
+    model = build_model(cfg, tok_vocab, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
+
+    def step(batch):
+        _, losses = model(batch)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+
+    return model, cfg, step
+
+
+def baseline():
+    torch.manual_seed(0)
+    model = BaselineCVAE(VOCAB)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(src, tgt):
+        loss = model.loss(src, tgt)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+
+    return model, step
+
+
+class FakeTokenizer:
+    pad_id, unk_id, bos_id, eos_id = 0, 1, 2, 3
+
+
+def random_batches(n: int, rng: np.random.Generator) -> list[tuple]:
+    """n fixed-length batches: 1 source turn of 40 words, 39 target words + <eos> = 40 predicted tokens."""
+    out = []
+    for _ in range(n):
+        src = rng.integers(4, VOCAB, (BATCH, LENGTH))
+        tgt = rng.integers(4, VOCAB, (BATCH, LENGTH - 1))
+        data = Encoded(turns=[[list(s)] for s in src], targets=[list(t) for t in tgt])
+        ours_batch = collate(data, range(BATCH), FakeTokenizer)
+        base_tgt = ours_batch.target.clone()  # <bos> 39 words <eos>
+        out.append((ours_batch, torch.as_tensor(src).unsqueeze(1), base_tgt))
+    return out
+
+
+def dailydialog_batches(n: int) -> tuple[list[tuple], int, list[Example]]:
+    from slcvae.data.prepare import dailydialog
+
+    rows = dailydialog(DAILYDIALOG, context_turns=3)
+    train = [Example(tuple(r["source"]), [r["target"]]) for r in rows["train"]]
+    tests = [Example(tuple(r["source"]), [r["target"]]) for r in rows["test"][:64]]
+    cfg = build_config("cvae")
+    tok = TextTokenizer.train([t for ex in train for t in (*ex.source, *ex.targets)], "word", True, VOCAB - 4, 1)
+    data = encode(train, tok, cfg.data)
+    order = bucket_order(data.lengths(), BATCH, 50, seed=0, epoch=0)[:n]
+    out = []
+    for idx in order:
+        batch = collate(data, idx, tok)
+        src = torch.zeros(len(idx), 3, LENGTH, dtype=torch.long)  # baseline: every turn padded to 40
+        for i, j in enumerate(idx):
+            turns = data.turns[j]
+            for k, t in enumerate(turns):
+                src[i, 3 - len(turns) + k, : len(t)] = torch.tensor(t)
+        tgt = torch.zeros(len(idx), LENGTH + 1, dtype=torch.long)
+        tgt[:, : batch.target.shape[1]] = batch.target
+        out.append((batch, src, tgt))
+    return out, tok, tests
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repetitions per figure (median)")
+    p.add_argument("--batches", type=int, default=10, help="training batches per repetition")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    r: dict[str, float | int | str] = {"threads": torch.get_num_threads(), "torch": torch.__version__}
+    r["gemm_gflops"] = gemm_gflops(args.repeats)
+
+    rng = np.random.default_rng(0)
+    fixed = random_batches(args.batches, rng)
+    tokens = args.batches * BATCH * LENGTH
+    model, cfg, step = ours(VOCAB)
+    r["train_tokens_per_s_fixed"] = tokens / median_time(lambda: [step(b) for b, _, _ in fixed], args.repeats)
+    base_model, base_step = baseline()
+    r["baseline_train_tokens_per_s_fixed"] = tokens / median_time(lambda: [base_step(s, t) for _, s, t in fixed], args.repeats)
+    r["mfu"] = r["train_tokens_per_s_fixed"] * model_flops_per_token(LENGTH, 1) / (r["gemm_gflops"] * 1e9)
+    r["baseline_mfu"] = r["baseline_train_tokens_per_s_fixed"] * model_flops_per_token(LENGTH, 1) / (r["gemm_gflops"] * 1e9)
+
+    tests = None
+    if DAILYDIALOG.is_dir():
+        dd, tok, tests = dailydialog_batches(args.batches)
+        real = sum(int((b.target_lens - 1).sum()) for b, _, _ in dd)
+        r["dailydialog_real_tokens_per_batch"] = real / len(dd)
+        r["train_tokens_per_s_dailydialog"] = real / median_time(lambda: [step(b) for b, _, _ in dd], args.repeats)
+        r["baseline_train_tokens_per_s_dailydialog"] = real / median_time(
+            lambda: [base_step(s, t) for _, s, t in dd], args.repeats
+        )
+
+    # generation: 64 contexts x 10 samples; DailyDialog test contexts when present, else random ones
+    if tests is None:
+        words = [str(i) for i in range(VOCAB - 4)]
+        tok = TextTokenizer.train([" ".join(words)], "word", True, VOCAB - 4, 1)
+        tests = [Example((" ".join(rng.choice(words, 15)),), ["x"]) for _ in range(64)]
+    model.eval()
+    base_model.eval()
+    with torch.no_grad():
+        # an untrained model may emit <eos> at once and make early stopping look like speed: forbid it,
+        # so both sides decode 40 tokens for every reply and the ratio measures per-step work only
+        model.decoder.out.bias[tok.eos_id] = -1e4
+    enc = encode(tests, tok, cfg.data)
+    src = torch.zeros(64, 3, LENGTH, dtype=torch.long)
+    for i, turns in enumerate(enc.turns):
+        for k, t in enumerate(turns[-3:]):
+            src[i, 3 - len(turns[-3:]) + k, : len(t)] = torch.tensor(t)
+    for mode in ("greedy", "sample"):
+        gen = GenerateConfig(num_samples=10, decode=mode)
+        r[f"generate_replies_per_s_{mode}"] = 640 / median_time(
+            lambda g=gen: generate(model, tok, tests, cfg.data, g), args.repeats
+        )
+        r[f"baseline_generate_replies_per_s_{mode}"] = 640 / median_time(
+            lambda m=mode: [base_model.sample(src[i : i + 3], 10, LENGTH, 2, m == "greedy") for i in range(0, 64, 3)],
+            args.repeats,
+        )
+    r["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.json:
+        print(json.dumps(r))
+        return
+    print(f"threads {r['threads']}, torch {r['torch']}, GEMM {r['gemm_gflops']:.0f} GFLOP/s, peak RSS {r['peak_rss_mb']:.0f} MB")
+    print(f"{'figure':40s} {'slcvae':>10s} {'baseline':>10s} {'ratio':>7s}")
+    for key in (
+        "train_tokens_per_s_fixed",
+        "train_tokens_per_s_dailydialog",
+        "generate_replies_per_s_greedy",
+        "generate_replies_per_s_sample",
+        "mfu",
+    ):
+        if key in r:
+            base = r[f"baseline_{key}"]
+            print(f"{key:40s} {r[key]:10.2f} {base:10.2f} {r[key] / base:6.2f}x")
+
+
+if __name__ == "__main__":
+    main()
