@@ -10,8 +10,9 @@ Both run in this one process at the reference sizes (vocab 10k, embedding 200, b
   for anyone to skip); mfu = achieved model FLOP/s / gemm_gflops.
 - train_tokens_per_s_dailydialog: real (non-pad) target tokens/s on DailyDialog training batches
   (3 context turns), when ../shared/data exists: the baseline pads every text to 40 tokens.
-- generate_replies_per_s_{greedy,sample}: 64 contexts x 10 samples, 40 tokens each (<eos> is
-  disabled in our untrained model, so early stopping, a real gain with trained models, is not counted).
+- generate_replies_per_s_{greedy,sample}: 64 contexts x 10 samples, at most 40 tokens, with the models
+  as trained by the runs above (on DailyDialog when present); ours stops rows at <eos>, the baseline
+  always decodes 40 steps. The `_40_tokens` twins forbid <eos> in our model: per-step work only.
 
 Each figure is the median of --repeats timed repetitions after one warm-up repetition.
 """
@@ -180,40 +181,44 @@ def main() -> None:
         tests = [Example((" ".join(rng.choice(words, 15)),), ["x"]) for _ in range(64)]
     model.eval()
     base_model.eval()
-    with torch.no_grad():
-        # an untrained model may emit <eos> at once and make early stopping look like speed: forbid it,
-        # so both sides decode 40 tokens for every reply and the ratio measures per-step work only
-        model.decoder.out.bias[tok.eos_id] = -1e4
     enc = encode(tests, tok, cfg.data)
     src = torch.zeros(64, 3, LENGTH, dtype=torch.long)
     for i, turns in enumerate(enc.turns):
         for k, t in enumerate(turns[-3:]):
             src[i, 3 - len(turns[-3:]) + k, : len(t)] = torch.tensor(t)
     for mode in ("greedy", "sample"):
-        gen = GenerateConfig(num_samples=10, decode=mode)
-        r[f"generate_replies_per_s_{mode}"] = 640 / median_time(
-            lambda g=gen: generate(model, tok, tests, cfg.data, g), args.repeats
-        )
         r[f"baseline_generate_replies_per_s_{mode}"] = 640 / median_time(
             lambda m=mode: [base_model.sample(src[i : i + 3], 10, LENGTH, 2, m == "greedy") for i in range(0, 64, 3)],
             args.repeats,
         )
+    for suffix, eos_bias in (("", None), ("_40_tokens", -1e4)):
+        # "": the model as trained above, replies end at its own <eos> (the real path: early stop);
+        # "_40_tokens": <eos> forbidden, every reply runs 40 steps like the baseline's: per-step work only
+        if eos_bias is not None:
+            with torch.no_grad():
+                model.decoder.out.bias[tok.eos_id] = eos_bias
+        for mode in ("greedy", "sample"):
+            gen = GenerateConfig(num_samples=10, decode=mode)
+            r[f"generate_replies_per_s_{mode}{suffix}"] = 640 / median_time(
+                lambda g=gen: generate(model, tok, tests, cfg.data, g), args.repeats
+            )
+            r[f"baseline_generate_replies_per_s_{mode}{suffix}"] = r[f"baseline_generate_replies_per_s_{mode}"]
+            replies = [x for row in generate(model, tok, tests, cfg.data, gen) for x in row]
+            r[f"generate_mean_words_{mode}{suffix}"] = sum(len(x.split()) for x in replies) / len(replies)
     r["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
         print(json.dumps(r))
         return
     print(f"threads {r['threads']}, torch {r['torch']}, GEMM {r['gemm_gflops']:.0f} GFLOP/s, peak RSS {r['peak_rss_mb']:.0f} MB")
     print(f"{'figure':40s} {'slcvae':>10s} {'baseline':>10s} {'ratio':>7s}")
-    for key in (
-        "train_tokens_per_s_fixed",
-        "train_tokens_per_s_dailydialog",
-        "generate_replies_per_s_greedy",
-        "generate_replies_per_s_sample",
-        "mfu",
-    ):
+    keys = ["train_tokens_per_s_fixed", "train_tokens_per_s_dailydialog", "mfu"]
+    keys += [f"generate_replies_per_s_{m}{x}" for x in ("", "_40_tokens") for m in ("greedy", "sample")]
+    for key in keys:
         if key in r:
             base = r[f"baseline_{key}"]
             print(f"{key:40s} {r[key]:10.2f} {base:10.2f} {r[key] / base:6.2f}x")
+    words = ", ".join(f"{m} {r[f'generate_mean_words_{m}']:.1f}" for m in ("greedy", "sample"))
+    print(f"mean words per reply (ours, stopping at <eos>): {words}; the baseline always decodes {LENGTH}")
 
 
 if __name__ == "__main__":

@@ -52,3 +52,20 @@ def test_processors():
     assert torch.allclose(Temperature(2.0)(logits), logits / 2)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         Temperature(0.0)
+
+
+def test_finished_rows_leave_the_batch_without_changing_outputs():
+    """Row i says `a` i times then <eos>; the step function sees only the rows still decoding."""
+    seen = []
+
+    def countdown(tokens, h):
+        seen.append(h.shape[1])
+        logits = torch.full((tokens.shape[0], 6), -10.0)
+        logits[:, 4] = 0.0
+        logits[h[0, :, 0] <= 0, EOS] = 10.0
+        return logits, h - 1
+
+    h = torch.arange(4.0).view(1, 4, 1)
+    out = sample_loop(countdown, h, bos=2, eos=EOS, max_len=10, greedy=True)
+    assert out.tolist() == [[3, 0, 0, 0], [4, 3, 0, 0], [4, 4, 3, 0], [4, 4, 4, 3]]
+    assert seen == [4, 3, 2, 1]

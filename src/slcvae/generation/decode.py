@@ -69,12 +69,14 @@ def sample_loop(
 ) -> torch.Tensor:
     """Greedy or ancestral decoding of all rows at once: h [1, n, hidden] -> ids [n, <= max_len].
 
+    Rows that produced <eos> leave the batch, so each step costs only the rows still decoding.
     Sampling draws exactly from softmax(logits) by inverting the CDF (`sample_tokens`).
     """
     n, dev = h.shape[1], h.device
     tokens = torch.full((n,), bos, dtype=torch.long, device=dev)
     out = torch.zeros(n, max_len, dtype=torch.long, device=dev)
-    done = torch.zeros(n, dtype=torch.bool, device=dev)
+    alive = torch.arange(n, device=dev)  # output rows still decoding, in the order of `tokens` and `h`
+    length = 0
     for t in range(max_len):
         logits, h = step(tokens, h)
         if greedy:
@@ -83,12 +85,15 @@ def sample_loop(
             for proc in procs:
                 logits = proc(logits)
             tokens = sample_tokens(logits)
-        tokens = tokens.masked_fill(done, 0)
-        out[:, t] = tokens
-        done |= tokens == eos
-        if done.all():
-            return out[:, : t + 1]
-    return out
+        out[alive, t] = tokens
+        length = t + 1
+        ended = tokens == eos
+        if ended.any():
+            keep = ~ended
+            alive, tokens, h = alive[keep], tokens[keep], h[:, keep]
+            if alive.numel() == 0:
+                break
+    return out[:, :length]
 
 
 def beam_search(step: StepFn, h: torch.Tensor, bos: int, eos: int, max_len: int, width: int, n_best: int) -> torch.Tensor:
