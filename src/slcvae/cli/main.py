@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -96,7 +97,8 @@ def train(
             sets.append(f"train.{key}={json.dumps(value) if isinstance(value, str) else value}")
     cfg = build_config(model, config, sets)
     summary = run(cfg, train, valid, out, resume=resume)
-    print(json.dumps(summary))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
+        print(json.dumps(summary))
 
 
 @app.command(
