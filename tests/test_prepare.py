@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -47,3 +48,22 @@ def test_linearize_and_bad_folders(tmp_path):
     with pytest.raises(InputError, match=r"train.jsonl:1: missing or empty \"texts\""):
         prepare("webnlg", tmp_path / "w", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_chinese_pipeline_trains_and_generates(tmp_path):
+    from slcvae.config import build_config
+    from slcvae.generation import GenerateConfig, generate
+    from slcvae.training import load_model_dir, train
+
+    prepare("advertisegen", shared("advertisegen"), tmp_path / "data")
+    sets = ["model.embedding=16", "model.utterance=16", "model.context=24", "model.latent=4", "model.decoder=24",
+            "model.mlp=16", "train.max_steps=4", "train.progress=false", "train.tensorboard=false"]  # fmt: skip
+    train(build_config("cvae", sets=sets), tmp_path / "data" / "train.jsonl", tmp_path / "data" / "valid.jsonl", tmp_path / "run")
+    model, tok, cfg = load_model_dir(tmp_path / "run")
+    assert tok.mode == "char" and tok.vocab_size > 1000  # auto-detected: one token per Chinese character
+    tests = read_corpus(tmp_path / "data" / "test.jsonl")[:3]
+    samples = generate(model, tok, tests, cfg.data, GenerateConfig(num_samples=2, decode="sample"))
+    assert [len(s) for s in samples] == [2, 2, 2]
+    texts = [x for row in samples for x in row]
+    assert sum("\u4e00" <= ch <= "\u9fff" for x in texts for ch in x) > 10  # sampled from a mostly-CJK vocabulary
+    assert not any(re.search("[\u4e00-\u9fff] [\u4e00-\u9fff]", x) for x in texts)  # characters join without spaces
