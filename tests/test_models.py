@@ -40,9 +40,16 @@ def test_kl_matches_torch_distributions():
     assert torch.allclose(gaussian_nll(z, mu_p, lv_p), -Normal(mu_p, (0.5 * lv_p).exp()).log_prob(z).sum(-1), atol=1e-5)
 
 
-def test_decoder_nll_skips_padding_but_equals_padded_loss(tok):
+def uniform_batch(tok):
+    """Every turn and target of the same length: the RNNs take their unpacked fast path."""
+    data = Encoded(turns=[[[4, 5, 6]], [[8, 9, 10]]], targets=[[4, 5], [9, 7]])
+    return collate(data, range(2), tok)
+
+
+@pytest.mark.parametrize("make_batch", [batch, uniform_batch])
+def test_decoder_nll_skips_padding_but_equals_padded_loss(tok, make_batch):
     model = make("seq2seq", tok)
-    b = batch(tok)
+    b = make_batch(tok)
     ctx = model.encoder.source(b)
     ours = model.decoder.nll(ctx, b.target, b.target_lens)
     # reference: full padded logits, loss masked afterwards
@@ -133,3 +140,19 @@ def test_kl_annealing_and_free_bits(tok):
     _, losses = fb(batch(tok))
     # every dimension is under the floor: the KL term is the constant floor (4 dims x 100 nats)
     assert (losses["loss"] - losses["rec"]).item() == pytest.approx(400.0)
+
+
+def test_unpacked_fast_path_equals_packed_rnn():
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    from slcvae.models.modules import final_state
+
+    rnn = torch.nn.GRU(5, 7, batch_first=True, bidirectional=True)
+    x, lens = torch.randn(3, 4, 5), torch.full((3,), 4)
+    packed = rnn(pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False))[1]
+    assert torch.allclose(final_state(rnn, x, lens), packed, atol=1e-6)
+    # a shorter sequence must not read the padding: the packed path is taken
+    short = torch.tensor([4, 2, 4])
+    expected = rnn(pack_padded_sequence(x, short, batch_first=True, enforce_sorted=False))[1]
+    assert torch.allclose(final_state(rnn, x, short), expected, atol=1e-6)
+    assert not torch.allclose(final_state(rnn, x, short), packed, atol=1e-6)

@@ -13,6 +13,18 @@ from slcvae.config import ModelConfig
 from slcvae.data.batching import Batch
 
 
+def uniform(lens: torch.Tensor, width: int) -> bool:
+    """True when every sequence fills the padded width: the RNN can skip packing (same math, faster on CPU)."""
+    return bool((lens == width).all())
+
+
+def final_state(rnn: nn.GRU, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """Last real state of each sequence: x [n, len, in] -> [directions, n, hidden]."""
+    if uniform(lens, x.shape[1]):
+        return rnn(x)[1]
+    return rnn(pack_padded_sequence(x, lens.cpu(), batch_first=True, enforce_sorted=False))[1]
+
+
 class UtteranceEncoder(nn.Module):
     """Bidirectional GRU over one utterance: [n, len] ids -> [n, 2 * utterance]."""
 
@@ -22,8 +34,7 @@ class UtteranceEncoder(nn.Module):
         self.rnn = nn.GRU(embed.embedding_dim, hidden, batch_first=True, bidirectional=True)
 
     def forward(self, ids: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-        packed = pack_padded_sequence(self.embed(ids), lens.cpu(), batch_first=True, enforce_sorted=False)
-        _, h = self.rnn(packed)  # [2, n, hidden]: final states of both directions
+        h = final_state(self.rnn, self.embed(ids), lens)  # [2, n, hidden]: final states of both directions
         return torch.cat([h[0], h[1]], dim=-1)
 
 
@@ -36,9 +47,7 @@ class ContextEncoder(nn.Module):
 
     def forward(self, utts: torch.Tensor, n_turns: torch.Tensor) -> torch.Tensor:
         per_source = pad_sequence(torch.split(utts, n_turns.tolist()), batch_first=True)
-        packed = pack_padded_sequence(per_source, n_turns.cpu(), batch_first=True, enforce_sorted=False)
-        _, h = self.rnn(packed)
-        return h[0]
+        return final_state(self.rnn, per_source, n_turns)[0]
 
 
 class Encoder(nn.Module):
@@ -128,12 +137,12 @@ class Decoder(nn.Module):
             drop = torch.rand(inputs.shape, device=inputs.device) < word_dropout
             drop[:, 0] = False
             inputs = inputs.masked_fill(drop & (inputs != 0), self.unk_id)
-        packed = pack_padded_sequence(
-            self.drop(self.embed(inputs)), (target_lens - 1).cpu(), batch_first=True, enforce_sorted=False
-        )
-        states, _ = self.rnn(packed, self.init_state(cond))
+        x, lens, h0 = self.drop(self.embed(inputs)), target_lens - 1, self.init_state(cond)
+        if uniform(lens, x.shape[1]):  # every position is real: no packing, no gather
+            return self.drop(self.rnn(x, h0)[0].flatten(0, 1))
+        states, _ = self.rnn(pack_padded_sequence(x, lens.cpu(), batch_first=True, enforce_sorted=False), h0)
         # packed data holds exactly the real positions; reorder to match target[:, 1:][mask]
-        return self.drop(_unpacked_real(states, target_lens - 1))
+        return self.drop(_unpacked_real(states, lens))
 
     def nll(self, cond: torch.Tensor, target: torch.Tensor, target_lens: torch.Tensor, word_dropout: float = 0.0) -> torch.Tensor:
         states = self.hidden(cond, target, target_lens, word_dropout)
