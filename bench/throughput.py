@@ -118,6 +118,16 @@ def random_batches(n: int, rng: np.random.Generator) -> list[tuple]:
     return out
 
 
+def baseline_source(turns: list[list[list[int]]], n_turns: int = 3) -> torch.Tensor:
+    """The baseline's source: the last `n_turns` turns, right-aligned, every turn padded to 40: [batch, n_turns, 40]."""
+    src = torch.zeros(len(turns), n_turns, LENGTH, dtype=torch.long)
+    for i, source in enumerate(turns):
+        kept = source[-n_turns:]
+        for k, t in enumerate(kept):
+            src[i, n_turns - len(kept) + k, : len(t)] = torch.tensor(t[:LENGTH])
+    return src
+
+
 def dailydialog_batches(n: int) -> tuple[list[tuple], int, list[Example]]:
     from slcvae.data.prepare import dailydialog
 
@@ -131,11 +141,7 @@ def dailydialog_batches(n: int) -> tuple[list[tuple], int, list[Example]]:
     out = []
     for idx in order:
         batch = collate(data, idx, tok)
-        src = torch.zeros(len(idx), 3, LENGTH, dtype=torch.long)  # baseline: every turn padded to 40
-        for i, j in enumerate(idx):
-            turns = data.turns[j]
-            for k, t in enumerate(turns):
-                src[i, 3 - len(turns) + k, : len(t)] = torch.tensor(t)
+        src = baseline_source([data.turns[j] for j in idx])
         tgt = torch.zeros(len(idx), LENGTH + 1, dtype=torch.long)
         tgt[:, : batch.target.shape[1]] = batch.target
         out.append((batch, src, tgt))
@@ -181,11 +187,7 @@ def main() -> None:
         tests = [Example((" ".join(rng.choice(words, 15)),), ["x"]) for _ in range(64)]
     model.eval()
     base_model.eval()
-    enc = encode(tests, tok, cfg.data)
-    src = torch.zeros(64, 3, LENGTH, dtype=torch.long)
-    for i, turns in enumerate(enc.turns):
-        for k, t in enumerate(turns[-3:]):
-            src[i, 3 - len(turns[-3:]) + k, : len(t)] = torch.tensor(t)
+    src = baseline_source(encode(tests, tok, cfg.data).turns)
     for mode in ("greedy", "sample"):
         r[f"baseline_generate_replies_per_s_{mode}"] = 640 / median_time(
             lambda m=mode: [base_model.sample(src[i : i + 3], 10, LENGTH, 2, m == "greedy") for i in range(0, 64, 3)],

@@ -54,9 +54,10 @@ class GenerateConfig:
 def sample_tokens(logits: torch.Tensor) -> torch.Tensor:
     """One exact draw per row from softmax(logits): [n, vocab] -> [n].
 
-    Inverse CDF: unnormalized exp, a cumulative sum and one uniform per row. On CPU this is ~4x
-    faster than torch.multinomial or Gumbel-max with exponential noise at a 10k vocabulary
-    (bench/throughput.py). side="right" never picks a zero-probability token, even for u = 0.
+    Inverse CDF: unnormalized exp, a cumulative sum and one uniform per row. For 640 rows x 10k
+    words on this project's 2-core CPU: 10.7 ms, against 136 ms for torch.multinomial and 132 ms
+    for Gumbel-max with exponential noise (bench/sampling.py). side="right" never picks a
+    zero-probability token, even for u = 0.
     """
     weights = (logits - logits.max(-1, keepdim=True).values).exp()
     cdf = weights.cumsum(-1)
