@@ -128,6 +128,12 @@ def test_cli_pipeline_train_generate_evaluate(tmp_path, synth_dir):
     assert {"bleu_precision", "bleu_recall", "bleu_f1", "distinct_1", "distinct_2", "mode_precision", "mode_coverage"} <= set(
         metrics
     )
+    r = invoke("evaluate", "--predictions", pred, "--references", synth_dir / "test.jsonl", "--model-dir", run,
+               "--checkpoint", "last", "--iw-samples", 3, "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    health = json.loads(r.stdout)
+    assert {"kl", "active_units", "mi", "iw_nll", "iw_ppl", "sacrebleu", "self_bleu", "inter_distinct_2"} <= set(health)
+    assert health["iw_nll"] <= health["elbo"] + 1e-3  # the importance-weighted bound is at least as tight
     # out of order or a wrong count are errors, not silently misaligned scores
     lines = pred.read_text().splitlines()
     (tmp_path / "short.jsonl").write_text("\n".join(lines[:-1]) + "\n")
@@ -194,3 +200,25 @@ def test_real_process_prints_no_traceback(tmp_path):
         text=True,
     )
     assert r.returncode == 2 and r.stderr.strip() == f"error: {tmp_path / 'p.jsonl'}:1: no such file"
+
+
+def test_seq2seq_decoding_baselines_diverse_beam_and_mmi(tmp_path, synth_dir):
+    runs = {}
+    for model in ("seq2seq", "lm", "cvae"):
+        runs[model] = tmp_path / model
+        r = invoke("train", "--model", model, "--train", synth_dir / "train.tsv", "--valid", synth_dir / "valid.jsonl",
+                   "--out", runs[model], "--max-steps", 4, *TINY)  # fmt: skip
+        assert r.exit_code == 0, r.output
+    base = ["generate", "--model-dir", runs["seq2seq"], "--input", synth_dir / "test.jsonl", "--num-samples", 4]
+    for decode, extra in (("diverse_beam", ["--diversity", 1.0]), ("mmi", ["--lm", runs["lm"], "--beam-size", 6])):
+        out = tmp_path / f"{decode}.jsonl"
+        r = invoke(*base, "--output", out, "--decode", decode, *extra)
+        assert r.exit_code == 0, r.output
+        rows = [json.loads(line)["samples"] for line in out.read_text().splitlines()]
+        assert len(rows) == 48 and all(len(s) == 4 for s in rows)
+    assert_one_line_error(invoke(*base, "--output", tmp_path / "x.jsonl", "--decode", "mmi"), "--lm", "is required")
+    assert_one_line_error(
+        invoke(*base, "--output", tmp_path / "x.jsonl", "--decode", "mmi", "--lm", runs["cvae"]), "config.json", "not an lm"
+    )
+    cvae = ["generate", "--model-dir", runs["cvae"], "--input", synth_dir / "test.jsonl", "--output", tmp_path / "x.jsonl"]
+    assert_one_line_error(invoke(*cvae, "--decode", "diverse_beam"), "--decode", "seq2seq decoding baseline")

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from slcvae.generation.decode import beam_search, sample_loop, sample_tokens
+from slcvae.generation.decode import beam_search, mmi_rerank, sample_loop, sample_tokens
 from slcvae.generation.processors import Temperature, TopK, TopP
 
 EOS = 3
@@ -37,7 +37,9 @@ def test_sampling_matches_the_distribution():
 
 
 def test_beam_search_n_best_by_length_normalized_score():
-    out = beam_search(fixed_step, torch.zeros(1, 1, 2), bos=2, eos=EOS, max_len=5, width=3, n_best=3)
+    out, logprob, lengths = beam_search(fixed_step, torch.zeros(1, 1, 2), bos=2, eos=EOS, max_len=5, width=3, n_best=3)
+    assert torch.allclose(logprob, torch.tensor([[math.log(0.5), math.log(0.3 * 0.5), math.log(0.2 * 0.5)]]))
+    assert lengths.tolist() == [[1, 2, 2]]
     # hypotheses: "<eos>" log .5 / 1 = -0.69; "a <eos>" (log .3 + log .5) / 2 = -0.95; "b <eos>" -1.15
     assert out.shape[:2] == (1, 3)
     assert [row[row != 0].tolist() for row in out[0]] == [[EOS], [4, EOS], [5, EOS]]
@@ -69,3 +71,35 @@ def test_finished_rows_leave_the_batch_without_changing_outputs():
     out = sample_loop(countdown, h, bos=2, eos=EOS, max_len=10, greedy=True)
     assert out.tolist() == [[3, 0, 0, 0], [4, 3, 0, 0], [4, 4, 3, 0], [4, 4, 4, 3]]
     assert seen == [4, 3, 2, 1]
+
+
+def test_diverse_beam_search_returns_distinct_beams():
+    h = torch.zeros(1, 1, 2)
+    # three groups of width 1 without a penalty: three copies of the greedy output
+    same = beam_search(fixed_step, h, bos=2, eos=EOS, max_len=5, width=3, n_best=3, groups=3, diversity=0.0)[0]
+    assert [row[row != 0].tolist() for row in same[0]] == [[EOS]] * 3
+    # with the Hamming penalty each group avoids the tokens earlier groups chose at that step:
+    # t=1 <eos> | a | b; t=2 group 2 chose <eos>, so group 3 (0.5 e^-2 < 0.3) continues with a
+    out, logprob, _ = beam_search(fixed_step, h, bos=2, eos=EOS, max_len=5, width=3, n_best=3, groups=3, diversity=2.0)
+    assert [row[row != 0].tolist() for row in out[0]] == [[EOS], [4, EOS], [5, 4, EOS]]
+    # the returned scores are the model's log-probabilities, without the penalty
+    assert torch.allclose(logprob, torch.tensor([[math.log(0.5), math.log(0.15), math.log(0.03)]]))
+    with pytest.raises(ValueError, match="not a multiple"):
+        beam_search(fixed_step, h, bos=2, eos=EOS, max_len=5, width=4, n_best=1, groups=3)
+
+
+def test_mmi_rerank_penalizes_what_the_language_model_finds_likely():
+    ids, logprob, lengths = beam_search(fixed_step, torch.zeros(1, 1, 2), bos=2, eos=EOS, max_len=5, width=3, n_best=3)
+    seen = {}
+
+    class GenericLM:  # p_LM("<eos>") = 1: the generic reply; every other prefix e^-5
+        def prefix_log_prob(self, target, lens):
+            seen["target"], seen["lens"] = target.tolist(), lens.tolist()
+            return torch.where(target[:, 1] == EOS, 0.0, -5.0)
+
+    best = mmi_rerank(ids, logprob, lengths, GenericLM(), bos=2, weight=1.0, gamma=1, keep=2)
+    # scores: "<eos>" -0.69 - 0; "a <eos>" -0.95 + 5; "b <eos>" -1.15 + 5
+    assert [row[row != 0].tolist() for row in best[0]] == [[4, EOS], [5, EOS]]
+    assert seen["target"] == [[2, EOS], [2, 4], [2, 5]] and seen["lens"] == [2, 2, 2]  # gamma = 1: one token each
+    plain = mmi_rerank(ids, logprob, lengths, GenericLM(), bos=2, weight=0.0, gamma=1, keep=2)
+    assert [row[row != 0].tolist() for row in plain[0]] == [[EOS], [4, EOS]]  # weight 0: the beam's own order

@@ -1,9 +1,23 @@
 from __future__ import annotations
 
+import math
+
 import pytest
+import sacrebleu
+import torch
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
-from slcvae.evaluation.metrics import bleu, bleu_precision_recall, distinct, evaluate_texts, mode_precision_coverage
+from slcvae.evaluation.latent import active_units, mutual_information
+from slcvae.evaluation.metrics import (
+    bleu,
+    bleu_precision_recall,
+    corpus_sacrebleu,
+    distinct,
+    evaluate_texts,
+    intra_inter_distinct,
+    mode_precision_coverage,
+    self_bleu,
+)
 
 
 def nltk_bleu(h: str, r: str) -> float:
@@ -51,3 +65,55 @@ def test_evaluate_texts_keys_and_f1():
     assert m["distinct_1"] == pytest.approx(4 / 6) and m["distinct_2"] == pytest.approx(3 / 6)
     with pytest.raises(ValueError, match="1 predictions but 2 references"):
         evaluate_texts([["a"]], [["a"], ["b"]])
+
+
+def nltk_bleu_n(h: str, refs: list[str], n: int) -> float:
+    return sentence_bleu(
+        [r.split() for r in refs], h.split(), weights=(1 / n,) * n, smoothing_function=SmoothingFunction().method7
+    )
+
+
+def test_bleu_orders_and_self_bleu_by_hand():
+    h, r = "the cat sat on the mat", "the cat is on the mat"
+    for n in (1, 2, 3, 4):
+        assert bleu(h.split(), r.split(), order=n) == pytest.approx(nltk_bleu_n(h, [r], n))
+    m = evaluate_texts([[h, "a dog"]], [[r]])
+    assert m["bleu1_precision"] == pytest.approx((nltk_bleu_n(h, [r], 1) + nltk_bleu_n("a dog", [r], 1)) / 2)
+    assert m["bleu4_recall"] == pytest.approx(max(nltk_bleu_n(h, [r], 4), nltk_bleu_n("a dog", [r], 4)))
+    assert m["bleu3_precision"] == m["bleu_precision"]
+    # self-BLEU: each sample against the others (multi-reference)
+    samples = ["a b c d e", "a b c d f", "x y z"]
+    expected = (nltk_bleu_n(samples[0], samples[1:], 3) + nltk_bleu_n(samples[1], [samples[0], samples[2]], 3) + 0.0) / 3
+    assert self_bleu(samples) == pytest.approx(expected)
+    assert self_bleu(["p q", "r s"]) == 0.0
+    with pytest.raises(ValueError, match="at least 2"):
+        self_bleu(["a"])
+
+
+def test_intra_inter_distinct_unique_and_length_by_hand():
+    preds = [["a a b", "a b"], ["c"]]
+    # n=1: intra 2/3, 1, 1 -> 8/9; inter: source 1 {a, b} over 5 unigrams = 2/5, source 2 1/1 -> 0.7
+    assert intra_inter_distinct(preds, 1) == pytest.approx((8 / 9, 0.7))
+    # n=2: "c" has no bigram and is left out; intra 1, 1; inter: (a a) (a b) (a b) -> 2/3
+    assert intra_inter_distinct(preds, 2) == pytest.approx((1.0, 2 / 3))
+    m = evaluate_texts([["a a b", "a b"], ["c", "c"]], [["a"], ["c"]])
+    assert m["unique_per_source"] == 1.5 and m["avg_length"] == pytest.approx(7 / 4)
+
+
+def test_sacrebleu_uses_every_reference_of_a_source():
+    hyps = ["the cat sat on the mat today", "a dog ran in the park"]
+    refs = [["the cat sat on the mat today"], ["one dog ran to a park", "a dog ran in the park"]]
+    # sacreBLEU ignores None slots; repeating a reference instead changes neither max counts nor lengths
+    same = sacrebleu.corpus_bleu(hyps, [[refs[0][0], refs[1][0]], [refs[0][0], refs[1][1]]]).score
+    assert corpus_sacrebleu(hyps, refs) == pytest.approx(same) == pytest.approx(100.0)
+    assert evaluate_texts([[hyps[0], "x"], [hyps[1], "y"]], refs)["sacrebleu"] == pytest.approx(100.0)
+
+
+def test_mutual_information_and_active_units_limits():
+    g = torch.Generator().manual_seed(0)
+    same_mu, logvar = torch.zeros(6, 3), torch.zeros(6, 3)
+    assert mutual_information(same_mu, logvar, g) == pytest.approx(0.0, abs=1e-6)  # z tells nothing about the item
+    apart = torch.arange(6.0).unsqueeze(1).repeat(1, 3) * 100.0
+    assert mutual_information(apart, logvar, g) == pytest.approx(math.log(6), abs=1e-5)  # z names the item
+    mu = torch.tensor([[0.0, 1.0, 0.0], [0.0, -1.0, 0.05], [0.0, 1.0, -0.05]])
+    assert active_units(mu) == 1  # variance 1.33 on dim 2; 0.0025 on dim 3 is under the 0.01 threshold

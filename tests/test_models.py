@@ -156,3 +156,24 @@ def test_unpacked_fast_path_equals_packed_rnn():
     expected = rnn(pack_padded_sequence(x, short, batch_first=True, enforce_sorted=False))[1]
     assert torch.allclose(final_state(rnn, x, short), expected, atol=1e-6)
     assert not torch.allclose(final_state(rnn, x, short), packed, atol=1e-6)
+
+
+def test_importance_weighted_bound(tok):
+    torch.manual_seed(0)
+    b = batch(tok)
+    seq = make("seq2seq", tok)
+    _, losses = seq(b)
+    assert seq.log_likelihood(b, 5).mean().item() == pytest.approx(-losses["rec"].item(), rel=1e-6)  # exact, no latent
+    model = make("cvae", tok).eval()
+    with torch.no_grad():
+        elbo = torch.stack([model(b)[1]["rec"] + model(b)[1]["kl"] for _ in range(200)]).mean()
+        iw1 = torch.stack([model.log_likelihood(b, 1).mean() for _ in range(200)]).mean()
+        iw50 = torch.stack([model.log_likelihood(b, 50).mean() for _ in range(20)]).mean()
+    assert -iw1.item() == pytest.approx(elbo.item(), rel=0.02)  # K = 1 is the ELBO
+    assert iw50.item() > iw1.item()  # more samples: a tighter (higher) bound
+
+
+def test_label_weight_decays_then_labeling_stops(tok):
+    model = make("slcvae", tok, "slcvae.warmup_steps=2", "slcvae.label_decay_steps=4", "slcvae.label_weight=2.0")
+    assert [model.label_weight(s) for s in range(8)] == [0.0, 0.0, 2.0, 1.5, 1.0, 0.5, 0.0, 0.0]
+    assert [model.phases_at(s) for s in (1, 2, 5, 6)] == [["cvae"], ["label", "cvae"], ["label", "cvae"], ["cvae"]]

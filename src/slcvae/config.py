@@ -20,7 +20,7 @@ else:  # pragma: no cover
 
 from slcvae.errors import InputError
 
-MODELS = ("seq2seq", "cvae", "cvae-anneal", "cvae-freebits", "cvae-wdrop", "cvae-bow", "slcvae")
+MODELS = ("seq2seq", "cvae", "cvae-anneal", "cvae-freebits", "cvae-wdrop", "cvae-bow", "slcvae", "lm")
 
 
 @dataclass
@@ -63,6 +63,7 @@ class SLCVAEConfig:
     label_bound: float = 2.0  # z* = B tanh(raw / B); unbounded labels grow while the decoder saturates; 0 = off
     labeler_encoder: str = "own"  # own: g(x,y) has its own encoders (the paper) | shared: MLP on the CVAE's detached encodings
     warmup_steps: int = 1000  # CVAE-only steps (no labels) until the decoder reads content from x; else z absorbs content
+    label_decay_steps: int = 0  # lambda falls linearly to 0 over this many steps after warm-up, then labeling stops; 0 = constant
     label_every: int = 1  # a labeling phase before every k-th CVAE step after warm-up (1 = strict alternation)
     label_steps: int = 1  # labeling-network updates per labeling phase
     label_lr: float = 0.0  # learning rate of the labeling network; 0 = the CVAE's
@@ -77,6 +78,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # wall-clock budget; 0 = no limit. Training stops cleanly and checkpoints
     eval_every: int = 500  # steps between validation passes (and best/last checkpoints)
     log_every: int = 50  # steps between TensorBoard scalars
+    iw_samples: int = 0  # validation also reports the importance-weighted NLL with K samples; 0 = off (K decoder passes)
     bucket_batches: int = 50  # batches per length-sorted pool: similar lengths, little padding, still shuffled
     seed: int = 1234  # seeds data order, initialization and sampling; runs on CPU are repeatable
     threads: int = 0  # torch intra-op threads; 0 = torch's default (all cores)
@@ -120,6 +122,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "cvae-wdrop": {"cvae": {"word_dropout": 0.25}},
     "cvae-bow": {"cvae": {"bow_weight": 1.0}},
     "slcvae": {},
+    "lm": {},  # a target-side language model p(y), for MMI-antiLM reranking of seq2seq beams
 }
 
 CHOICES = {

@@ -1,4 +1,4 @@
-"""`slcvae` command line: synth, prepare, train, generate, evaluate, demo.
+"""`slcvae` command line: synth, prepare, train, generate, evaluate, compare, human-eval, demo, bench.
 
 Bad input never shows a traceback: one line `FILE:LINE: what is wrong` on stderr, exit code 2.
 """
@@ -111,11 +111,16 @@ def generate(
     input: Annotated[Path, typer.Option(help="sources (.tsv or .jsonl; targets optional, needed by --latent posterior)")],
     output: Annotated[Path, typer.Option(help="JSONL: one {source, samples} per distinct input source")],
     num_samples: Annotated[int, typer.Option(help="outputs per source")] = 10,
-    decode: Annotated[str, typer.Option(help="greedy | sample | beam")] = "greedy",
+    decode: Annotated[str, typer.Option(help="greedy | sample | beam | diverse_beam | mmi (the last two: seq2seq)")] = "greedy",
     temperature: Annotated[float, typer.Option(help="sampling temperature")] = 1.0,
     top_k: Annotated[int, typer.Option(help="sampling: keep the k most likely tokens (0 = all)")] = 0,
     top_p: Annotated[float, typer.Option(help="sampling: nucleus mass (1 = all)")] = 1.0,
     beam_size: Annotated[int, typer.Option(help="beam width")] = 5,
+    beam_groups: Annotated[int, typer.Option(help="diverse_beam: groups (0 = one per output)")] = 0,
+    diversity: Annotated[float, typer.Option(help="diverse_beam: penalty for a token an earlier group chose")] = 0.5,
+    lm: Annotated[Path | None, typer.Option(help="mmi: folder of a trained `--model lm` run")] = None,
+    mmi_weight: Annotated[float, typer.Option(help="mmi: weight of the anti-language model")] = 0.5,
+    mmi_tokens: Annotated[int, typer.Option(help="mmi: the anti-LM scores the first this many tokens")] = 5,
     latent: Annotated[str, typer.Option(help="prior: z ~ p(z|x) | posterior: z ~ q(z|x,y)")] = "prior",
     checkpoint: Annotated[str, typer.Option(help="best | last")] = "best",
     seed: Annotated[int, typer.Option(help="seed for z and token sampling")] = 1234,
@@ -131,12 +136,16 @@ def generate(
 
     if checkpoint not in ("best", "last"):
         raise InputError("--checkpoint", None, f"must be best or last, got {checkpoint!r}")
-    gen = GenerateConfig(num_samples, decode, temperature, top_k, top_p, beam_size, latent, seed=seed)
+    gen = GenerateConfig(
+        num_samples, decode, temperature, top_k, top_p, beam_size, beam_groups, diversity, str(lm or ""), mmi_weight,
+        mmi_tokens, latent, seed=seed,
+    )  # fmt: skip
     gen.validate()
     examples = read_corpus(input, require_target=latent == "posterior")
     model, tokenizer, cfg = load_model_dir(model_dir, checkpoint)
     model.to(resolve_device(device))
-    outputs = run(model, tokenizer, examples, cfg.data, gen)
+    anti_lm = load_lm(lm, tokenizer) if decode == "mmi" else None
+    outputs = run(model, tokenizer, examples, cfg.data, gen, anti_lm)
     lines = (
         json.dumps({"source": ex.source_text, "samples": s}, ensure_ascii=False) for ex, s in zip(examples, outputs, strict=True)
     )
@@ -145,28 +154,38 @@ def generate(
     print(f"wrote {len(outputs)} sources x {num_samples} samples to {output}", file=sys.stderr)
 
 
+def load_lm(lm_dir: Path | None, tokenizer):
+    """The anti-language model for --decode mmi; it must share the generator's vocabulary."""
+    from slcvae.training import load_model_dir
+
+    if lm_dir is None:
+        raise InputError("--lm", None, "--decode mmi needs --lm, a folder written by `slcvae train --model lm`")
+    lm, lm_tok, lm_cfg = load_model_dir(Path(lm_dir), "last")
+    if lm_cfg.model_name != "lm":
+        raise InputError(Path(lm_dir) / "config.json", 1, f"holds model {lm_cfg.model_name!r}, not an lm")
+    if lm_tok.tokenizer.get_vocab() != tokenizer.tokenizer.get_vocab():
+        raise InputError(Path(lm_dir) / "tokenizer.json", 1, "the language model's vocabulary differs from the generator's")
+    return lm
+
+
 @app.command(
-    epilog="Example: slcvae evaluate --predictions runs/slcvae/test.pred.jsonl --references data/synth/test.jsonl --json"
+    epilog="Example: slcvae evaluate --predictions runs/slcvae/test.pred.jsonl --references data/synth/test.jsonl "
+    "--model-dir runs/slcvae --json"
 )
 @boundary
 def evaluate(
     predictions: Annotated[Path, typer.Option(help="`slcvae generate` output")],
     references: Annotated[Path, typer.Option(help="the corpus the predictions were generated from")],
+    model_dir: Annotated[Path | None, typer.Option(help="also score the model's latent health on --references")] = None,
+    checkpoint: Annotated[str, typer.Option(help="with --model-dir: best | last")] = "best",
+    iw_samples: Annotated[int, typer.Option(help="with --model-dir: importance samples for the NLL bound")] = 20,
     json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ):
-    """Score N samples per source: BLEU precision/recall/F1, Distinct-1/2, mode precision/coverage."""
-    from slcvae.data.corpus import read_corpus
-    from slcvae.evaluation import evaluate_texts, read_predictions
+    """Score N samples per source: BLEU-1..4 precision/recall, sacreBLEU, distinct, self-BLEU, modes;
+    with --model-dir also KL, active units, mutual information and importance-weighted NLL/perplexity."""
+    from slcvae.evaluation import score_files
 
-    preds = read_predictions(predictions)
-    refs = read_corpus(references)
-    if len(preds) != len(refs):
-        raise InputError(predictions, len(preds), f"{len(preds)} predictions but {references} has {len(refs)} distinct sources")
-    for i, ((source, _), ex) in enumerate(zip(preds, refs, strict=True), start=1):
-        given = [source] if isinstance(source, str) else source
-        if source is not None and [" ".join(str(t).split()) for t in given] != list(ex.source):
-            raise InputError(predictions, i, f"source does not match {references}:{ex.line} (files out of order?)")
-    metrics = evaluate_texts([s for _, s in preds], [ex.targets for ex in refs], modes=all(ex.complete for ex in refs))
+    metrics = score_files(predictions, references, model_dir, checkpoint, iw_samples)
     if json_:
         print(json.dumps(metrics))
     else:
@@ -177,6 +196,63 @@ def evaluate(
         for k, v in metrics.items():
             table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
         Console().print(table)
+
+
+@app.command(epilog="Example: slcvae compare --spec configs/compare/synth.toml   (run it again to resume)")
+@boundary
+def compare(spec: Annotated[Path, typer.Option(help="TOML: corpus, budget, seeds, [models] (see docs/compare.md)")]):
+    """Train models x seeds at an equal budget, score them all, write results.json, report.md and plots.
+
+    Resumable: finished runs are skipped, interrupted ones continue from their last checkpoint."""
+    from slcvae.evaluation.compare import run
+
+    run(spec)
+
+
+human_eval = typer.Typer(no_args_is_help=True, help="Blind human evaluation: export a rating sheet, import the ratings.")
+app.add_typer(human_eval, name="human-eval")
+
+
+@human_eval.command(
+    "export",
+    epilog="Example: slcvae human-eval export --predictions cvae=runs/cvae/test.pred.jsonl "
+    "--predictions slcvae=runs/slcvae/test.pred.jsonl --out human/ --sources 100 --samples 3",
+)
+@boundary
+def human_export(
+    predictions: Annotated[list[str], typer.Option(help="NAME=PATH of a `slcvae generate` output (repeat per model)")],
+    out: Annotated[Path, typer.Option(help="folder for sheet.csv (to raters) and key.json (keep apart)")],
+    sources: Annotated[int, typer.Option(help="sources drawn at random")] = 100,
+    samples: Annotated[int, typer.Option(help="responses shown per model and source")] = 3,
+    seed: Annotated[int, typer.Option(help="seed of the source draw and the row order")] = 0,
+):
+    """Write a blind, shuffled CSV (model names hidden) for raters to score fluency, coherence, diversity 1-5."""
+    from slcvae.evaluation.human import export
+
+    named = {}
+    for item in predictions:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise InputError("--predictions", None, f"expected NAME=PATH, got {item!r}")
+        if name in named:
+            raise InputError("--predictions", None, f"model name {name!r} given twice")
+        named[name] = Path(path)
+    sheet, key = export(named, out, sources, samples, seed)
+    print(f"wrote {sheet} (give one copy to each rater) and {key} (keep it from the raters)", file=sys.stderr)
+
+
+@human_eval.command("import", epilog="Example: slcvae human-eval import --key human/key.json rater1.csv rater2.csv rater3.csv")
+@boundary
+def human_import(
+    ratings: Annotated[list[Path], typer.Argument(help="the raters' filled copies of sheet.csv")],
+    key: Annotated[Path, typer.Option(help="key.json written by export")],
+    json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+):
+    """Per model and criterion: mean with a 95% CI; inter-rater agreement as Krippendorff's alpha."""
+    from slcvae.evaluation.human import aggregate, markdown
+
+    result = aggregate(key, list(ratings))
+    print(json.dumps(result) if json_ else markdown(result))
 
 
 @app.command(epilog="Example: slcvae demo --out runs/demo")

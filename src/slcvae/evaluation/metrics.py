@@ -1,14 +1,24 @@
 """Multi-sample, multi-reference metrics.
 
-Texts are compared as lowercase whitespace tokens. With b(h, r) = NLTK sentence BLEU
-(weights 1/3 each for 1-3 grams, smoothing method 7):
+Texts are compared as lowercase whitespace tokens. With b_n(h, r) = NLTK sentence BLEU
+(weights 1/n for 1..n-grams, smoothing method 7; method 7 lets an exact match score above 1)
+and b = b_3:
 
-    bleu_precision  per source: mean over samples of the max over references of b
-    bleu_recall     per source: mean over references of the max over samples of b
-    bleu_f1         2PR / (P + R) of the source-averaged P and R
-    distinct_n      distinct n-grams over all samples of all sources / total generated tokens
-    mode_precision  share of samples equal to some valid target        (references list all targets)
-    mode_coverage   share of valid targets produced by at least one sample
+    bleu_precision      per source: mean over samples of the max over references of b
+    bleu_recall         per source: mean over references of the max over samples of b
+    bleu_f1             2PR / (P + R) of the source-averaged P and R
+    bleuN_precision/recall  the same with b_N, N = 1..4 (Zhao et al. 2017 report 1-4)
+    sacrebleu           sacreBLEU corpus BLEU (0-100, its default 13a tokenizer) of each source's
+                        first sample against all its references: the number MT-style papers print
+    distinct_n          distinct n-grams over all samples of all sources / total generated tokens (Li et al. 2016)
+    intra_distinct_n    per sample: distinct n-grams / n-grams, averaged (Gu et al. 2019, DialogWAE)
+    inter_distinct_n    per source: distinct n-grams / n-grams across its N samples, averaged
+    self_bleu           per sample: b against the source's other samples as references, averaged;
+                        high = the samples repeat each other (Zhu et al. 2018)
+    unique_per_source   distinct sample strings per source, averaged
+    avg_length          tokens per sample
+    mode_precision      share of samples equal to some valid target        (references list all targets)
+    mode_coverage       share of valid targets produced by at least one sample
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import sacrebleu
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
 from slcvae.data.corpus import iter_json_objects
@@ -28,23 +39,83 @@ _WEIGHTS = (1 / 3, 1 / 3, 1 / 3)
 _WORDS = re.compile(r"\w+|[^\w\s]")
 
 
-def bleu(hypothesis: Sequence[str], reference: Sequence[str]) -> float:
-    """b(h, r): NLTK sentence BLEU-3 with smoothing method 7 (0 for an empty hypothesis)."""
+_ORDERS = (1, 2, 3, 4)
+
+
+def bleu(
+    hypothesis: Sequence[str], reference: Sequence[str] | Sequence[Sequence[str]], multi: bool = False, order: int = 3
+) -> float:
+    """b_order(h, r): NLTK sentence BLEU with weights 1/order and smoothing method 7 (0 for an empty hypothesis).
+
+    multi=True takes a list of references (NLTK's multi-reference BLEU), as self-BLEU needs.
+    """
     if not hypothesis:
         return 0.0
+    refs = [list(r) for r in reference] if multi else [list(reference)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # NLTK warns on zero n-gram overlaps; the score is still defined
-        return float(sentence_bleu([list(reference)], list(hypothesis), weights=_WEIGHTS, smoothing_function=_SMOOTH))
+        # one order per call: NLTK's method 7 given several weight tuples at once smooths them differently
+        weights = _WEIGHTS if order == 3 else tuple([1 / order] * order)
+        return float(sentence_bleu(refs, list(hypothesis), weights=weights, smoothing_function=_SMOOTH))
+
+
+def bleu_orders(hypothesis: Sequence[str], reference: Sequence[str]) -> list[float]:
+    """[b_1, b_2, b_3, b_4](h, r)."""
+    return [bleu(hypothesis, reference, order=n) for n in _ORDERS]
+
+
+def bleu_precision_recall_orders(samples: Sequence[str], references: Sequence[str]) -> list[tuple[float, float]]:
+    """Per-source (precision, recall) for b_1 .. b_4."""
+    hyps = [s.lower().split() for s in samples]
+    refs = [r.lower().split() for r in references]
+    table = [[bleu_orders(h, r) for r in refs] for h in hyps]  # [sample][reference][order]
+    out = []
+    for k in range(len(_ORDERS)):
+        precision = sum(max(cell[k] for cell in row) for row in table) / len(hyps)
+        recall = sum(max(table[i][j][k] for i in range(len(hyps))) for j in range(len(refs))) / len(refs)
+        out.append((precision, recall))
+    return out
 
 
 def bleu_precision_recall(samples: Sequence[str], references: Sequence[str]) -> tuple[float, float]:
-    """Per-source BLEU precision and recall, texts split as lowercase whitespace tokens."""
+    """Per-source BLEU precision and recall (b = b_3), texts split as lowercase whitespace tokens."""
+    return bleu_precision_recall_orders(samples, references)[2]
+
+
+def _ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def intra_inter_distinct(all_samples: Sequence[Sequence[str]], n: int) -> tuple[float, float]:
+    """(intra, inter) distinct-n: per sample, and across each source's samples; ratios of n-grams.
+
+    Samples shorter than n have no n-grams and are left out of the intra mean (DialogWAE's convention
+    counts them as 0, which would reward padding the output).
+    """
+    intra, inter = [], []
+    for samples in all_samples:
+        grams = [_ngrams(text.lower().split(), n) for text in samples]
+        intra.extend(len(set(g)) / len(g) for g in grams if g)
+        pooled = [x for g in grams for x in g]
+        if pooled:
+            inter.append(len(set(pooled)) / len(pooled))
+    return (sum(intra) / len(intra) if intra else 0.0), (sum(inter) / len(inter) if inter else 0.0)
+
+
+def self_bleu(samples: Sequence[str]) -> float:
+    """Mean over samples of b(sample, the other samples): 1.15 when all samples are one >= 5-token text."""
+    if len(samples) < 2:
+        raise ValueError("self-BLEU needs at least 2 samples per source")
     hyps = [s.lower().split() for s in samples]
-    refs = [r.lower().split() for r in references]
-    table = [[bleu(h, r) for r in refs] for h in hyps]  # [sample][reference]
-    precision = sum(max(row) for row in table) / len(hyps)
-    recall = sum(max(table[i][j] for i in range(len(hyps))) for j in range(len(refs))) / len(refs)
-    return precision, recall
+    return sum(bleu(h, hyps[:i] + hyps[i + 1 :], multi=True) for i, h in enumerate(hyps)) / len(hyps)
+
+
+def corpus_sacrebleu(first_samples: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+    """sacreBLEU corpus score (0-100) of one hypothesis per source against all its references."""
+    width = max(len(r) for r in references)
+    # sacreBLEU takes reference streams; a source with fewer references fills its slots with None
+    streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(width)]
+    return float(sacrebleu.corpus_bleu(list(first_samples), streams).score)
 
 
 def distinct(all_samples: Sequence[Sequence[str]], n: int) -> float:
@@ -78,9 +149,14 @@ def evaluate_texts(
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
     if not predictions:
         raise ValueError("nothing to evaluate")
-    pr = [bleu_precision_recall(p, r) for p, r in zip(predictions, references, strict=True)]
-    p = sum(x for x, _ in pr) / len(pr)
-    r = sum(y for _, y in pr) / len(pr)
+    per_source = [bleu_precision_recall_orders(p, r) for p, r in zip(predictions, references, strict=True)]
+    orders = {}
+    for k, n in enumerate(_ORDERS):
+        orders[n] = (
+            sum(s[k][0] for s in per_source) / len(per_source),
+            sum(s[k][1] for s in per_source) / len(per_source),
+        )
+    p, r = orders[3]
     out = {
         "bleu_precision": p,
         "bleu_recall": r,
@@ -90,6 +166,15 @@ def evaluate_texts(
         "sources": len(predictions),
         "samples_per_source": sum(map(len, predictions)) / len(predictions),
     }
+    for n, (bp, br) in orders.items():
+        out[f"bleu{n}_precision"], out[f"bleu{n}_recall"] = bp, br
+    out["sacrebleu"] = corpus_sacrebleu([s[0] for s in predictions], references)
+    for n in (1, 2):
+        out[f"intra_distinct_{n}"], out[f"inter_distinct_{n}"] = intra_inter_distinct(predictions, n)
+    if all(len(s) >= 2 for s in predictions):
+        out["self_bleu"] = sum(self_bleu(s) for s in predictions) / len(predictions)
+    out["unique_per_source"] = sum(len(set(s)) for s in predictions) / len(predictions)
+    out["avg_length"] = sum(len(t.split()) for s in predictions for t in s) / sum(map(len, predictions))
     if modes:
         mpc = [mode_precision_coverage(p, r) for p, r in zip(predictions, references, strict=True)]
         out["mode_precision"] = sum(x for x, _ in mpc) / len(mpc)

@@ -20,7 +20,8 @@ from slcvae.errors import InputError
 from slcvae.generation import processors
 
 StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-DECODES = ("greedy", "sample", "beam")
+DECODES = ("greedy", "sample", "beam", "diverse_beam", "mmi")
+SOURCE_ONLY = ("diverse_beam", "mmi")  # seq2seq decoding baselines: one search per source, no latent
 LATENTS = ("prior", "posterior")
 
 
@@ -32,6 +33,11 @@ class GenerateConfig:
     top_k: int = 0  # sampling: keep the k most likely tokens; 0 = all
     top_p: float = 1.0  # sampling: nucleus mass; 1 = all
     beam_size: int = 5  # beam: width (seq2seq widens it to num_samples to return an N-best list)
+    beam_groups: int = 0  # diverse_beam: groups G (Vijayakumar et al. 2016); 0 = one group per output, their best setting
+    diversity: float = 0.5  # diverse_beam: penalty per earlier group that chose the same token at this step (their lambda)
+    lm: str = ""  # mmi: folder of a trained `lm` model, p(y) (in a compare spec: the name of an lm entry)
+    mmi_weight: float = 0.5  # mmi: lambda in log p(y|x) - lambda log p_LM(y_1..gamma) (Li et al. 2016)
+    mmi_tokens: int = 5  # mmi: gamma, the anti-LM scores only the first tokens, where generic replies are decided
     latent: str = "prior"  # prior: z ~ p(z|x), the test protocol | posterior: z ~ q(z|x,y) from the first target
     batch_size: int = 64  # sources per batch (each expands to num_samples rows)
     seed: int = 1234  # seeds z and token sampling
@@ -45,6 +51,10 @@ class GenerateConfig:
             ("--top-k", self.top_k >= 0, "must be >= 0", self.top_k),
             ("--temperature", self.temperature > 0, "must be > 0", self.temperature),
             ("--beam-size", self.beam_size >= 1, "must be >= 1", self.beam_size),
+            ("--beam-groups", self.beam_groups >= 0, "must be >= 0", self.beam_groups),
+            ("--diversity", self.diversity >= 0, "must be >= 0", self.diversity),
+            ("--lm", self.decode != "mmi" or bool(self.lm), "is required by --decode mmi", self.lm),
+            ("--mmi-tokens", self.mmi_tokens >= 1, "must be >= 1", self.mmi_tokens),
         ]
         for option, ok, rule, value in checks:
             if not ok:
@@ -97,16 +107,34 @@ def sample_loop(
     return out[:, :length]
 
 
-def beam_search(step: StepFn, h: torch.Tensor, bos: int, eos: int, max_len: int, width: int, n_best: int) -> torch.Tensor:
-    """Beam search for every row: h [1, n, hidden] -> ids [n, n_best, <= max_len].
+def beam_search(
+    step: StepFn,
+    h: torch.Tensor,
+    bos: int,
+    eos: int,
+    max_len: int,
+    width: int,
+    n_best: int,
+    groups: int = 1,
+    diversity: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Beam search for every row: h [1, n, hidden] -> ids [n, n_best, <= max_len], log p [n, n_best], lengths [n, n_best].
 
     Ended hypotheses stay in the beam with a frozen score; the final ranking divides the
     log-probability by the length, so short outputs are not favoured merely for being short.
+    groups > 1 is diverse beam search (Vijayakumar et al. 2016): `groups` beams of width // groups
+    choose in turn at each step, and a token that earlier groups chose at this step costs
+    `diversity` per choice (Hamming diversity). The penalty steers the search only; the returned
+    log-probabilities and the final ranking are the model's own.
     """
     n, dev = h.shape[1], h.device
-    h = h.repeat_interleave(width, 1)  # [1, n * width, hidden]
-    scores = torch.zeros(n, width, device=dev)
-    scores[:, 1:] = -torch.inf  # all beams start identical: keep one alive at t = 0
+    if width % groups:
+        raise ValueError(f"beam width {width} is not a multiple of {groups} groups")
+    gw = width // groups
+    h = h.repeat_interleave(width, 1)  # [1, n * width, hidden], rows ordered [n, groups, gw]
+    scores = torch.zeros(n, groups, gw, device=dev)  # search scores (with the diversity penalty)
+    scores[:, :, 1:] = -torch.inf  # all beams of a group start identical: keep one alive at t = 0
+    logprob = torch.zeros(n, groups, gw, device=dev)  # the model's log-probabilities
     seqs = torch.zeros(n * width, 0, dtype=torch.long, device=dev)
     tokens = torch.full((n * width,), bos, dtype=torch.long, device=dev)
     done = torch.zeros(n * width, dtype=torch.bool, device=dev)
@@ -119,30 +147,70 @@ def beam_search(step: StepFn, h: torch.Tensor, bos: int, eos: int, max_len: int,
         # an ended beam continues only with padding (id 0) at no cost
         logp[done] = -torch.inf
         logp[done, 0] = 0.0
-        cand = (scores.view(-1, 1) + logp).view(n, width * vocab_size)
-        scores, flat = cand.topk(width, dim=-1)  # [n, width]
-        src = (flat // vocab_size + offsets).view(-1)
-        tokens = (flat % vocab_size).view(-1)
+        logp = logp.view(n, groups, gw, vocab_size)
+        chosen = torch.zeros(n, vocab_size, device=dev)  # how often each token was chosen at this step so far
+        picks = []
+        for g in range(groups):
+            penalty = diversity * chosen.unsqueeze(1) if g and diversity else 0.0
+            cand = (scores[:, g].unsqueeze(-1) + logp[:, g] - penalty).view(n, gw * vocab_size)
+            best, flat = cand.topk(gw, dim=-1)  # [n, gw]
+            gained = logprob[:, g].gather(1, flat // vocab_size) + logp[:, g].reshape(n, -1).gather(1, flat)
+            picks.append((best, gained, flat // vocab_size + g * gw, flat % vocab_size))
+            chosen.scatter_add_(1, flat % vocab_size, torch.ones_like(best))
+            chosen[:, 0] = 0.0  # padding after <eos> is no choice
+        scores = torch.stack([p[0] for p in picks], 1)
+        logprob = torch.stack([p[1] for p in picks], 1)
+        src = (torch.cat([p[2] for p in picks], 1) + offsets).view(-1)
+        tokens = torch.cat([p[3] for p in picks], 1).view(-1)
         seqs = torch.cat([seqs[src], tokens.unsqueeze(1)], 1)
         h, done, lengths = h[:, src], done[src], lengths[src]
         lengths = lengths + (~done).float()
         done = done | (tokens == eos)
         if done.all():
             break
-    normalized = (scores.view(-1) / lengths.clamp(min=1)).view(n, width)
-    order = normalized.argsort(dim=-1, descending=True)[:, :n_best]
+    flat_lp, lengths = logprob.view(n, width), lengths.view(n, width)
+    order = (flat_lp / lengths.clamp(min=1)).argsort(dim=-1, descending=True)[:, :n_best]
     rows = (order + offsets).view(-1)
-    return seqs[rows].view(n, n_best, -1)
+    return seqs[rows].view(n, n_best, -1), flat_lp.gather(1, order), lengths.gather(1, order)
+
+
+def mmi_rerank(
+    ids: torch.Tensor, logprob: torch.Tensor, lengths: torch.Tensor, lm, bos: int, weight: float, gamma: int, keep: int
+) -> torch.Tensor:
+    """MMI-antiLM (Li et al. 2016) over N-best lists: ids [n, W, L] -> the `keep` best [n, keep, L] by
+
+        log p(y|x) / |y|  -  weight * log p_LM(y_1..y_gamma) / min(|y|, gamma)
+
+    Both terms per token, like the beam's own ranking; the anti-LM sees only the first gamma tokens
+    because generic replies are decided there and longer LM terms reward ungrammatical endings.
+    """
+    n, width, length = ids.shape
+    flat = ids.reshape(n * width, length)
+    k = min(gamma, length)
+    prefix_len = lengths.reshape(-1).long().clamp(min=1, max=k)  # tokens scored, <eos> included
+    target = torch.cat([torch.full((n * width, 1), bos, dtype=torch.long, device=ids.device), flat[:, :k]], 1)
+    target = target * (torch.arange(k + 1, device=ids.device) <= prefix_len.unsqueeze(1))  # pad past the prefix
+    lm_logp = lm.prefix_log_prob(target, prefix_len + 1).view(n, width)
+    score = logprob / lengths.clamp(min=1) - weight * lm_logp / prefix_len.view(n, width)
+    order = score.argsort(dim=-1, descending=True)[:, :keep]
+    return ids.gather(1, order.unsqueeze(-1).expand(-1, -1, length))
 
 
 @torch.inference_mode()
 def generate(
-    model, tokenizer: TextTokenizer, examples: Sequence[Example], data_cfg: DataConfig, cfg: GenerateConfig
+    model, tokenizer: TextTokenizer, examples: Sequence[Example], data_cfg: DataConfig, cfg: GenerateConfig, lm=None
 ) -> list[list[str]]:
-    """N output texts for each example's source, in input order: [len(examples)][num_samples]."""
+    """N output texts for each example's source, in input order: [len(examples)][num_samples].
+
+    `lm` is the anti-language model that --decode mmi needs (a trained `lm` model).
+    """
     cfg.validate()
     if cfg.latent == "posterior" and not model.has_latent:
         raise InputError("--latent", None, "posterior needs a latent-variable model, not seq2seq")
+    if cfg.decode in SOURCE_ONLY and model.has_latent:
+        raise InputError("--decode", None, f"{cfg.decode} is a seq2seq decoding baseline; latent models vary z instead")
+    if cfg.decode == "mmi" and lm is None:
+        raise InputError("--lm", None, "--decode mmi needs a trained language model (slcvae train --model lm)")
     torch.manual_seed(cfg.seed)
     model.eval()
     data = encode(examples, tokenizer, data_cfg)
@@ -155,10 +223,20 @@ def generate(
         if cfg.decode == "beam" and not model.has_latent:
             # no latent to vary: one wide beam per source, its N best hypotheses are the samples
             h = model.init_state(batch, 1, cfg.latent)
-            ids = beam_search(model.step, h, bos, eos, max_len, max(cfg.beam_size, n), n).flatten(0, 1)
+            ids = beam_search(model.step, h, bos, eos, max_len, max(cfg.beam_size, n), n)[0].flatten(0, 1)
+        elif cfg.decode == "diverse_beam":
+            groups = cfg.beam_groups or n
+            width = groups * max(1, -(-max(cfg.beam_size, n) // groups))  # >= N, a multiple of the groups
+            h = model.init_state(batch, 1, cfg.latent)
+            ids = beam_search(model.step, h, bos, eos, max_len, width, n, groups, cfg.diversity)[0].flatten(0, 1)
+        elif cfg.decode == "mmi":
+            h = model.init_state(batch, 1, cfg.latent)
+            width = max(cfg.beam_size, n)
+            ids, logprob, lengths = beam_search(model.step, h, bos, eos, max_len, width, width)
+            ids = mmi_rerank(ids, logprob, lengths, lm.to(device), bos, cfg.mmi_weight, cfg.mmi_tokens, n).flatten(0, 1)
         elif cfg.decode == "beam":
             h = model.init_state(batch, n, cfg.latent)
-            ids = beam_search(model.step, h, bos, eos, max_len, cfg.beam_size, 1)[:, 0]
+            ids = beam_search(model.step, h, bos, eos, max_len, cfg.beam_size, 1)[0][:, 0]
         else:
             h = model.init_state(batch, n, cfg.latent)
             procs = processors.build(cfg.temperature, cfg.top_k, cfg.top_p)

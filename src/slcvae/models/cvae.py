@@ -11,11 +11,13 @@ bag-of-words loss.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from slcvae.config import Config
 from slcvae.data.batching import Batch
-from slcvae.models.modules import BagOfWords, Decoder, Gaussian, kl, reparameterize
+from slcvae.models.modules import BagOfWords, Decoder, Gaussian, gaussian_nll, kl, reparameterize
 from slcvae.models.seq2seq import Seq2Seq
 
 
@@ -65,6 +67,23 @@ class CVAE(Seq2Seq):
 
     def forward(self, batch: Batch, step: int = 0, phase: str = "main") -> tuple[dict, dict[str, torch.Tensor]]:
         return self.elbo(batch, step)
+
+    def log_likelihood(self, batch: Batch, num_samples: int = 1) -> torch.Tensor:
+        """Importance-weighted bound on log p(y|x) (Burda et al. 2016), [batch]:
+
+            log 1/K sum_k p(y|x,z_k) p(z_k|x) / q(z_k|x,y),   z_k ~ q(z|x,y)
+
+        K = 1 is the ELBO; the bound tightens towards log p(y|x) as K grows.
+        """
+        ctx = self.encoder.source(batch)
+        mu_p, logvar_p = self.prior(ctx)
+        mu_q, logvar_q = self.posterior(torch.cat([ctx, self.encoder.target(batch)], -1))
+        log_w = []
+        for _ in range(num_samples):  # one decoder pass per sample keeps memory at one batch
+            z = reparameterize(mu_q, logvar_q)
+            log_py = -self.decoder.nll(torch.cat([ctx, z], -1), batch.target, batch.target_lens)
+            log_w.append(log_py - gaussian_nll(z, mu_p, logvar_p) + gaussian_nll(z, mu_q, logvar_q))
+        return torch.logsumexp(torch.stack(log_w, 1), 1) - math.log(num_samples)
 
     def init_state(self, batch: Batch, num_samples: int, latent: str = "prior") -> torch.Tensor:
         """Encode each source once, draw `num_samples` z per source: [1, batch * num_samples, decoder].

@@ -1,4 +1,8 @@
-"""Seq2Seq baseline: hierarchical encoder -> GRU decoder started from the context. No latent."""
+"""Seq2Seq baseline: hierarchical encoder -> GRU decoder started from the context. No latent.
+
+`LanguageModel` is the same decoder with no source: p(y), the anti-language model that
+MMI-antiLM reranking (Li et al. 2016) subtracts to penalize generic replies.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +43,10 @@ class Seq2Seq(nn.Module):
         rec = self.decoder.nll(ctx, batch.target, batch.target_lens)  # [batch]
         return {}, {"loss": rec.mean(), "rec": rec.mean()}
 
+    def log_likelihood(self, batch: Batch, num_samples: int = 1) -> torch.Tensor:
+        """log p(y|x) per source, [batch]; exact here (no latent), so `num_samples` is unused."""
+        return -self.decoder.nll(self.encoder.source(batch), batch.target, batch.target_lens)
+
     def init_state(self, batch: Batch, num_samples: int, latent: str = "prior") -> torch.Tensor:
         """First decoder state for `num_samples` outputs per source: [1, batch * num_samples, decoder]."""
         ctx = self.encoder.source(batch).repeat_interleave(num_samples, 0)
@@ -47,3 +55,30 @@ class Seq2Seq(nn.Module):
     def step(self, tokens: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One decoding step: tokens [n] -> logits [n, vocab] and the next state."""
         return self.decoder.step(tokens, h)
+
+
+class LanguageModel(Seq2Seq):
+    """p(y): the decoder started from a learned constant state; the source is ignored."""
+
+    def __init__(self, vocab: int, cfg: Config, unk_id: int):
+        nn.Module.__init__(self)
+        self.cfg = cfg
+        self.start = nn.Parameter(torch.zeros(1, cfg.model.context))  # stands in for the context vector
+        self.decoder = Decoder(vocab, cfg.model.context, cfg.model, unk_id)
+
+    def _cond(self, n: int) -> torch.Tensor:
+        return self.start.expand(n, -1)
+
+    def forward(self, batch: Batch, step: int = 0, phase: str = "main") -> tuple[dict, dict[str, torch.Tensor]]:
+        rec = self.decoder.nll(self._cond(batch.size), batch.target, batch.target_lens)
+        return {}, {"loss": rec.mean(), "rec": rec.mean()}
+
+    def log_likelihood(self, batch: Batch, num_samples: int = 1) -> torch.Tensor:
+        return -self.decoder.nll(self._cond(batch.size), batch.target, batch.target_lens)
+
+    def init_state(self, batch: Batch, num_samples: int, latent: str = "prior") -> torch.Tensor:
+        return self.decoder.init_state(self._cond(batch.size * num_samples))
+
+    def prefix_log_prob(self, target: torch.Tensor, target_lens: torch.Tensor) -> torch.Tensor:
+        """log p(y_1..y_k) for rows of <bos> y_1..y_k (padded): [n]. MMI-antiLM scores the first gamma tokens."""
+        return -self.decoder.nll(self._cond(target.shape[0]), target, target_lens)

@@ -78,10 +78,22 @@ class SLCVAE(CVAE):
             "label": {"params": list(self.labeler.parameters()), "lr": self.cfg.slcvae.label_lr or lr},
         }
 
-    def phases_at(self, step: int) -> list[str]:
-        """CVAE only during warm-up; then, every `label_every` steps, labeling updates before the CVAE update."""
+    def label_weight(self, step: int) -> float:
+        """lambda at `step`: 0 during warm-up, then constant or falling linearly to 0 over `label_decay_steps`."""
         s = self.cfg.slcvae
-        if step < s.warmup_steps or (step - s.warmup_steps) % s.label_every:
+        if step < s.warmup_steps:
+            return 0.0
+        if s.label_decay_steps <= 0:
+            return s.label_weight
+        return s.label_weight * max(0.0, 1.0 - (step - s.warmup_steps) / s.label_decay_steps)
+
+    def phases_at(self, step: int) -> list[str]:
+        """CVAE only during warm-up; then, every `label_every` steps, labeling updates before the CVAE update.
+
+        Once a decaying lambda reaches 0 the labels are unused, so the labeling phase stops too.
+        """
+        s = self.cfg.slcvae
+        if self.label_weight(step) == 0.0 or (step - s.warmup_steps) % s.label_every:
             return ["cvae"]
         return ["label"] * s.label_steps + ["cvae"]
 
@@ -105,9 +117,9 @@ class SLCVAE(CVAE):
         with torch.no_grad():  # z* is a fixed target in this phase
             z_star = self.labeler(batch, out["ctx"], out["y"])
         losses["label"] = self.distance(out, z_star).mean()
-        if step >= self.cfg.slcvae.warmup_steps:
-            # not during warm-up: an untrained g gives random labels that q would chase
-            losses["loss"] = losses["loss"] + self.cfg.slcvae.label_weight * losses["label"]
+        weight = self.label_weight(step)  # 0 during warm-up: an untrained g gives random labels that q would chase
+        if weight > 0:
+            losses["loss"] = losses["loss"] + weight * losses["label"]
         return {**out, "z_star": z_star}, losses
 
     def recovery(self, batch: Batch) -> tuple[dict, dict[str, torch.Tensor]]:

@@ -23,6 +23,7 @@ from slcvae.data.batching import Encoded, bucket_order, collate, encode
 from slcvae.data.corpus import read_pairs
 from slcvae.data.tokenizer import TextTokenizer
 from slcvae.errors import InputError, TrainingDiverged
+from slcvae.evaluation.latent import active_units, mutual_information
 from slcvae.models import Seq2Seq, build_model
 from slcvae.training import distributed
 from slcvae.training.checkpoint import save_atomic, write_text_atomic
@@ -118,7 +119,7 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
         if not ctx.main:
             distributed.barrier(ctx)
             return
-        metrics = validate(model, valid_data, tokenizer, t.batch_size, state.step)
+        metrics = validate(model, valid_data, tokenizer, t.batch_size, state.step, t.iw_samples)
         state.seconds += time.monotonic() - mark
         mark = time.monotonic()
         improved = model.selectable(state.step) and metrics["elbo"] < state.best
@@ -215,13 +216,19 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
 
 
 @torch.no_grad()
-def validate(model: Seq2Seq, data: Encoded, tokenizer: TextTokenizer, batch_size: int, step: int) -> dict[str, float]:
-    """Validation means per source: rec, kl, elbo = rec + kl, per-token nll and ppl, active units,
-    and each phase's extra losses (bow, label, recovery)."""
+def validate(
+    model: Seq2Seq, data: Encoded, tokenizer: TextTokenizer, batch_size: int, step: int, iw_samples: int = 0
+) -> dict[str, float]:
+    """Validation means per source: rec, kl, elbo = rec + kl, per-token nll and ppl, each phase's extra
+    losses (bow, label, recovery) and, for latent models, active units and I(z; x, y) (evaluation/latent.py).
+
+    iw_samples > 0 adds iw_nll (per source) and iw_ppl (per token): the importance-weighted bound
+    on -log p(y|x) with that many samples (the exact NLL for seq2seq).
+    """
     model.eval()
     order = np.argsort(data.lengths(), kind="stable")  # similar lengths together: less padding
     sums: dict[str, float] = defaultdict(float)
-    tokens, mus = 0, []
+    tokens, mus, logvars = 0, [], []
     with torch.random.fork_rng():  # validation draws z without moving the training RNG (exact resume)
         torch.manual_seed(0)
         for start in range(0, len(order), batch_size):
@@ -233,16 +240,22 @@ def validate(model: Seq2Seq, data: Encoded, tokenizer: TextTokenizer, batch_size
                     if k != "loss":
                         sums[k] += v.item() * batch.size
                 if "mu_q" in outputs:
-                    mus.append(outputs["mu_q"])
-    n = len(order)
-    metrics = {k: v / n for k, v in sums.items()}
-    metrics["kl"] = metrics.get("kl", 0.0)
-    metrics["elbo"] = metrics["rec"] + metrics["kl"]
-    metrics["nll_per_token"] = sums["rec"] / tokens
-    metrics["ppl"] = math.exp(min(50.0, metrics["nll_per_token"]))
-    if mus:
-        # active units (Burda et al. 2016): dimensions whose posterior mean varies across data
-        metrics["active_units"] = float((torch.cat(mus).var(0) > 0.01).sum())
+                    mus.append(outputs["mu_q"].cpu())
+                    logvars.append(outputs["logvar_q"].cpu())
+            if iw_samples > 0:
+                sums["iw_nll"] -= model.log_likelihood(batch, iw_samples).sum().item()
+        n = len(order)
+        metrics = {k: v / n for k, v in sums.items()}
+        metrics["kl"] = metrics.get("kl", 0.0)
+        metrics["elbo"] = metrics["rec"] + metrics["kl"]
+        metrics["nll_per_token"] = sums["rec"] / tokens
+        metrics["ppl"] = math.exp(min(50.0, metrics["nll_per_token"]))
+        if iw_samples > 0:
+            metrics["iw_ppl"] = math.exp(min(50.0, sums["iw_nll"] / tokens))
+        if mus:
+            mu, logvar = torch.cat(mus), torch.cat(logvars)
+            metrics["active_units"] = float(active_units(mu))
+            metrics["mi"] = mutual_information(mu, logvar)
     return metrics
 
 

@@ -1,0 +1,344 @@
+"""`slcvae compare --spec FILE.toml`: models x seeds on one corpus at an equal budget.
+
+A spec names the corpus, the budget (steps or minutes), the seeds and the models; every
+(model, seed) is trained, generates N samples per test source and is scored with the full
+suite (text metrics + latent health). The sweep is resumable: a finished run (summary.json)
+is skipped after checking that its saved config is the one the spec asks for, a run stopped
+midway resumes from last.pt with the minutes it has left, and a scored run (eval.json) is
+not scored again. Output under `out`: runs/NAME/seedS/ (the training folders, predictions,
+eval.json), results.json, report.md and the plots (evaluation/report.py).
+
+Spec (paths relative to the working directory):
+
+    out = "runs/compare/synth"
+    train = "data/synth/train.tsv"
+    valid = "data/synth/valid.jsonl"
+    test = "data/synth/test.jsonl"
+    config = "configs/synth.toml"      # optional base TOML for every model
+    seeds = [1, 2, 3]
+    max_steps = 3000                   # or max_minutes = 15 (exactly one)
+    workers = 2                        # runs trained at once (each with train.threads from the config)
+    test_sources = 0                   # score only the first N test sources; 0 = all
+
+    [generate]                         # GenerateConfig fields, for every model
+    num_samples = 10
+    [evaluate]
+    iw_samples = 20                    # importance samples for the NLL bound; 0 = skip latent health
+    [models]
+    cvae = { model = "cvae" }
+    "slcvae-lam0.5" = { model = "slcvae", set = ["slcvae.label_weight=0.5"] }
+    seq2seq-beam = { run = "seq2seq", generate = { decode = "beam" } }   # reuse another entry's training
+    lm = { model = "lm" }                                                # trained, not scored
+    seq2seq-mmi = { run = "seq2seq", generate = { decode = "mmi", lm = "lm" } }
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing as mp
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from slcvae.config import Config, build_config
+from slcvae.errors import InputError
+from slcvae.generation import GenerateConfig
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_TOP = {"out", "train", "valid", "test", "config", "seeds", "max_steps", "max_minutes", "workers", "test_sources",
+        "generate", "evaluate", "models"}  # fmt: skip
+_ENTRY = {"model", "set", "run", "generate"}
+# config fields a resumed or finished run may differ in: the budget and how it was displayed
+_FREE = ("max_steps", "max_minutes", "progress", "tensorboard", "threads", "device")
+
+
+@dataclass
+class Entry:
+    name: str
+    model: str  # the model family trained (MODELS)
+    sets: list[str]  # --set overrides on top of the spec's config
+    run: str  # the entry whose training this one uses (itself unless `run = ...`)
+    generate: dict[str, Any]  # GenerateConfig overrides for this entry
+
+
+@dataclass
+class Spec:
+    path: Path
+    out: Path
+    train: Path
+    valid: Path
+    test: Path
+    config: Path | None
+    seeds: list[int]
+    max_steps: int
+    max_minutes: float
+    workers: int
+    test_sources: int
+    generate: dict[str, Any]
+    iw_samples: int
+    entries: dict[str, Entry] = field(default_factory=dict)
+
+    def run_dir(self, name: str, seed: int) -> Path:
+        return self.out / "runs" / name / f"seed{seed}"
+
+    def budget_sets(self, seed: int) -> list[str]:
+        sets = [f"train.seed={seed}", "train.progress=false"]
+        if self.max_minutes:
+            return [*sets, f"train.max_minutes={self.max_minutes}"]
+        return [*sets, f"train.max_steps={self.max_steps}"]
+
+    def build(self, entry: Entry, seed: int) -> Config:
+        return build_config(entry.model, self.config, [*entry.sets, *self.budget_sets(seed)])
+
+    def generate_config(self, entry: Entry, seed: int) -> GenerateConfig:
+        merged = {**self.generate, **entry.generate, "seed": seed}
+        merged.pop("checkpoint", None)
+        cfg = GenerateConfig(**merged)
+        cfg.validate()
+        return cfg
+
+    def checkpoint(self, entry: Entry) -> str:
+        """Which checkpoint is scored: last by default, so every run is judged where its equal budget ended."""
+        return {**self.generate, **entry.generate}.get("checkpoint", "last")
+
+
+def _need(tree: dict, key: str, kind: type | tuple[type, ...], path: Path) -> Any:
+    if key not in tree:
+        raise InputError(path, None, f"missing required key {key!r}")
+    if not isinstance(tree[key], kind) or isinstance(tree[key], bool):
+        raise InputError(path, None, f"{key} has the wrong type: {tree[key]!r}")
+    return tree[key]
+
+
+def load_spec(path: Path) -> Spec:
+    """Read and check a compare spec; every problem names the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, None, "no such spec file")
+    try:
+        tree = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise InputError(path, None, f"invalid TOML: {err}") from None
+    unknown = set(tree) - _TOP
+    if unknown:
+        raise InputError(path, None, f"unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(_TOP))})")
+    if ("max_steps" in tree) == ("max_minutes" in tree):
+        raise InputError(path, None, "give exactly one budget: max_steps or max_minutes")
+    seeds = _need(tree, "seeds", list, path)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds) or len(set(seeds)) != len(seeds):
+        raise InputError(path, None, f"seeds must be a non-empty list of distinct integers, got {seeds!r}")
+    gen_fields = {f.name for f in dataclasses.fields(GenerateConfig)} - {"seed"} | {"checkpoint"}
+    generate = tree.get("generate", {})
+    for where, gen in [("[generate]", generate)] + [(f"models.{k}.generate", v.get("generate", {})) for k, v in
+                                                     tree.get("models", {}).items() if isinstance(v, dict)]:  # fmt: skip
+        bad = set(gen) - gen_fields
+        if bad:
+            raise InputError(
+                path, None, f"{where}: unknown field(s) {', '.join(sorted(bad))} (known: {', '.join(sorted(gen_fields))})"
+            )
+    evaluate = tree.get("evaluate", {})
+    if set(evaluate) - {"iw_samples"}:
+        raise InputError(path, None, f"[evaluate] knows only iw_samples, got {', '.join(sorted(evaluate))}")
+    spec = Spec(
+        path=path,
+        out=Path(_need(tree, "out", str, path)),
+        train=Path(_need(tree, "train", str, path)),
+        valid=Path(_need(tree, "valid", str, path)),
+        test=Path(_need(tree, "test", str, path)),
+        config=Path(tree["config"]) if "config" in tree else None,
+        seeds=seeds,
+        max_steps=int(tree.get("max_steps", 0)),
+        max_minutes=float(tree.get("max_minutes", 0.0)),
+        workers=int(tree.get("workers", 1)),
+        test_sources=int(tree.get("test_sources", 0)),
+        generate=generate,
+        iw_samples=int(evaluate.get("iw_samples", 20)),
+    )
+    if spec.max_steps < 0 or spec.max_minutes < 0 or (spec.max_steps == 0 and spec.max_minutes == 0):
+        raise InputError(path, None, "the budget must be positive")
+    if spec.workers < 1:
+        raise InputError(path, None, f"workers must be >= 1, got {spec.workers}")
+    for p in (spec.train, spec.valid, spec.test, spec.config):
+        if p is not None and not p.is_file():
+            raise InputError(path, None, f"{p} does not exist (paths are relative to the working directory)")
+    models = _need(tree, "models", dict, path)
+    if not models:
+        raise InputError(path, None, "[models] is empty")
+    for name, raw in models.items():
+        if not _NAME.match(name) or not isinstance(raw, dict):
+            raise InputError(path, None, f"models.{name}: names use letters, digits and ._+- and map to a table")
+        if set(raw) - _ENTRY:
+            raise InputError(path, None, f"models.{name}: unknown key(s) {', '.join(sorted(set(raw) - _ENTRY))}")
+        if ("model" in raw) == ("run" in raw):
+            raise InputError(path, None, f"models.{name}: give either model (train it) or run (reuse another entry's training)")
+        spec.entries[name] = Entry(
+            name, raw.get("model", ""), list(raw.get("set", [])), raw.get("run", name), raw.get("generate", {})
+        )
+    for e in spec.entries.values():
+        if e.run != e.name:
+            if e.run not in spec.entries or spec.entries[e.run].run != e.run:
+                raise InputError(path, None, f"models.{e.name}: run = {e.run!r} must name an entry that trains")
+            e.model, e.sets = spec.entries[e.run].model, spec.entries[e.run].sets
+        for seed in spec.seeds:
+            spec.build(e, seed)  # check model names and --set values now, before hours of training
+            spec.generate_config(e, seed)
+    return spec
+
+
+def _check_same_config(run_dir: Path, cfg: Config) -> None:
+    saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    wanted = cfg.to_dict()
+    for d in (saved, wanted):
+        for key in _FREE:
+            d["train"].pop(key, None)
+    if saved != wanted:
+        diff = [
+            f"{section}.{k}: {saved.get(section, {}).get(k)!r} -> {v!r}"
+            for section, values in wanted.items()
+            if isinstance(values, dict)
+            for k, v in values.items()
+            if saved.get(section, {}).get(k) != v
+        ]
+        raise InputError(run_dir / "config.json", 1, f"this run was trained with another config ({'; '.join(diff)}); "
+                         "delete the folder or restore the spec")  # fmt: skip
+
+
+def train_status(spec: Spec, entry: Entry, seed: int) -> str:
+    """'done' (summary.json), 'partial' (last.pt only) or 'new'; checks the saved config either way."""
+    run_dir = spec.run_dir(entry.name, seed)
+    cfg = spec.build(entry, seed)
+    if (run_dir / "config.json").is_file():
+        _check_same_config(run_dir, cfg)
+    if (run_dir / "summary.json").is_file():
+        saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["train"]
+        asked = ("max_minutes", spec.max_minutes) if spec.max_minutes else ("max_steps", spec.max_steps)
+        if saved[asked[0]] != asked[1]:
+            raise InputError(run_dir / "config.json", 1, f"finished with train.{asked[0]}={saved[asked[0]]}, the spec asks "
+                             f"for {asked[1]}; delete the folder or restore the spec")  # fmt: skip
+        return "done"
+    return "partial" if (run_dir / "last.pt").is_file() else "new"
+
+
+def _train_job(job: tuple[Spec, str, int]) -> tuple[str, int, float]:
+    """Train (or resume) one run in a worker process; returns its wall seconds."""
+    import torch
+
+    from slcvae.training import train
+
+    spec, name, seed = job
+    entry, run_dir = spec.entries[name], spec.run_dir(name, seed)
+    cfg = spec.build(entry, seed)
+    resume = (run_dir / "last.pt").is_file()
+    if resume and spec.max_minutes:
+        done = torch.load(run_dir / "last.pt", weights_only=True, map_location="cpu")["state"]["seconds"]
+        cfg.train.max_minutes = max(spec.max_minutes - done / 60, 1e-3)  # the minutes it has left
+    started = time.monotonic()
+    train(cfg, spec.train, spec.valid, run_dir, resume=resume)
+    if resume and spec.max_minutes:  # record the budget of the whole run, not of its last part
+        saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        saved["train"]["max_minutes"] = spec.max_minutes
+        (run_dir / "config.json").write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+    return name, seed, time.monotonic() - started
+
+
+def score_run(spec: Spec, entry: Entry, seed: int) -> dict[str, Any]:
+    """Generate for the test sources and score them; cached in eval.json with the generation settings."""
+    from slcvae.data.corpus import read_corpus
+    from slcvae.evaluation import evaluate_texts, latent_health
+    from slcvae.generation import generate
+    from slcvae.training import load_model_dir
+    from slcvae.training.checkpoint import write_text_atomic
+
+    out_dir, train_dir = spec.run_dir(entry.name, seed), spec.run_dir(entry.run, seed)
+    gen = spec.generate_config(entry, seed)
+    key = {
+        "generate": dataclasses.asdict(gen),
+        "checkpoint": spec.checkpoint(entry),
+        "test": str(spec.test),
+        "test_sources": spec.test_sources,
+        "iw_samples": spec.iw_samples,
+    }
+    cache = out_dir / "eval.json"
+    if cache.is_file():
+        saved = json.loads(cache.read_text(encoding="utf-8"))
+        if saved.get("key") == key:
+            return saved["metrics"]
+    tests = read_corpus(spec.test)
+    if spec.test_sources:
+        tests = tests[: spec.test_sources]
+    checkpoint = spec.checkpoint(entry)
+    model, tokenizer, cfg = load_model_dir(train_dir, checkpoint)
+    anti_lm = None
+    if gen.decode == "mmi":
+        from slcvae.cli.main import load_lm
+
+        anti_lm = load_lm(spec.run_dir(gen.lm, seed) if gen.lm in spec.entries else Path(gen.lm), tokenizer)
+    samples = generate(model, tokenizer, tests, cfg.data, gen, anti_lm)
+    lines = (
+        json.dumps({"source": ex.source_text, "samples": s}, ensure_ascii=False) + "\n"
+        for ex, s in zip(tests, samples, strict=True)
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / "test.pred.jsonl", "".join(lines))
+    metrics: dict[str, Any] = evaluate_texts(samples, [ex.targets for ex in tests], modes=all(ex.complete for ex in tests))
+    if spec.iw_samples:
+        subset = out_dir / "test.subset.jsonl"  # the scored sources with all their targets, for the latent health
+        rows = (json.dumps({"source": list(ex.source), "targets": ex.targets}, ensure_ascii=False) + "\n" for ex in tests)
+        write_text_atomic(subset, "".join(rows))
+        metrics.update(latent_health(train_dir, subset, checkpoint, spec.iw_samples))
+        subset.unlink()
+    summary = json.loads((train_dir / "summary.json").read_text(encoding="utf-8"))
+    metrics.update(steps=summary["steps"], epochs=summary["epochs"], train_seconds=summary["train_seconds"])
+    metrics["examples"] = {"source": tests[0].source_text, "samples": samples[0]}
+    write_text_atomic(cache, json.dumps({"key": key, "metrics": metrics}, indent=2) + "\n")
+    return metrics
+
+
+def run(spec_path: Path) -> dict[str, Any]:
+    """The whole sweep: train what is missing, score what is unscored, write results.json, report.md, plots."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from slcvae.evaluation.report import write_report
+    from slcvae.training.checkpoint import write_text_atomic
+
+    spec = load_spec(spec_path)
+    console = Console(stderr=True)
+    trainers = [e for e in spec.entries.values() if e.run == e.name]
+    status = {(e.name, s): train_status(spec, e, s) for e in trainers for s in spec.seeds}
+    todo = [(spec, name, seed) for (name, seed), st in status.items() if st != "done"]
+    skipped = len(status) - len(todo)
+    started = time.monotonic()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[info]}"), console=console) as progress:  # fmt: skip
+        task = progress.add_task("train", total=len(status), completed=skipped, info=f"{skipped} finished runs skipped")
+        if todo:
+            with mp.get_context("spawn").Pool(min(spec.workers, len(todo))) as pool:
+                for name, seed, seconds in pool.imap_unordered(_train_job, todo):
+                    progress.update(task, advance=1, info=f"{name} seed {seed}: {seconds:.0f} s")
+        # an lm entry only serves MMI reranking: its unconditional samples are not a result
+        jobs = [(e, s) for e in spec.entries.values() for s in spec.seeds if e.model != "lm"]
+        task = progress.add_task("score", total=len(jobs), info="")
+        results: dict[str, dict[str, Any]] = {}
+        for entry, seed in jobs:
+            results.setdefault(entry.name, {})[str(seed)] = score_run(spec, entry, seed)
+            progress.update(task, advance=1, info=f"{entry.name} seed {seed}")
+    payload = {
+        "spec": str(spec.path),
+        "budget": {"max_minutes": spec.max_minutes} if spec.max_minutes else {"max_steps": spec.max_steps},
+        "seeds": spec.seeds,
+        "results": results,
+        "wall_seconds_this_call": round(time.monotonic() - started, 1),
+        "skipped_finished_runs": skipped,
+        "python": sys.version.split()[0],
+    }
+    write_text_atomic(spec.out / "results.json", json.dumps(payload, indent=2) + "\n")
+    write_report(spec, results, spec.out)
+    console.print(f"wrote {spec.out / 'results.json'}, {spec.out / 'report.md'} and plots ({skipped} finished runs skipped)")
+    return payload

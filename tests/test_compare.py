@@ -1,0 +1,96 @@
+"""`slcvae compare`: a tiny sweep, its resume (finished runs skipped, scores cached) and its spec checks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from slcvae.errors import InputError
+from slcvae.evaluation.compare import load_spec, run
+from slcvae.evaluation.report import aggregate, table
+
+TINY = ["model.embedding=16", "model.utterance=16", "model.context=24", "model.latent=4", "model.decoder=24", "model.mlp=16",
+        "train.tensorboard=false", "train.eval_every=6", "train.log_every=2", "slcvae.warmup_steps=2"]  # fmt: skip
+
+
+def write_spec(tmp_path, synth_dir, models: str, **extra) -> object:
+    top = {"out": str(tmp_path / "out"), "train": str(synth_dir / "train.tsv"), "valid": str(synth_dir / "valid.jsonl"),
+           "test": str(synth_dir / "test.jsonl"), "seeds": [1, 2], "max_steps": 6, "workers": 1, "test_sources": 5}  # fmt: skip
+    top.update(extra)
+    lines = [f"{k} = {json.dumps(v)}" for k, v in top.items()]
+    lines += ["[generate]", "num_samples = 3", "[evaluate]", "iw_samples = 2", "[models]", models]
+    path = tmp_path / "spec.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_compare_sweep_then_resume_skips_finished_runs(tmp_path, synth_dir):
+    sets = json.dumps(TINY)
+    spec = write_spec(tmp_path, synth_dir, f'cvae = {{ model = "cvae", set = {sets} }}\n'
+                      f'slcvae = {{ model = "slcvae", set = {sets} }}\n'
+                      'cvae-sample = { run = "cvae", generate = { decode = "sample" } }')  # fmt: skip
+    first = run(spec)
+    assert first["skipped_finished_runs"] == 0
+    assert set(first["results"]) == {"cvae", "slcvae", "cvae-sample"}
+    for name in first["results"]:
+        for seed in ("1", "2"):
+            m = first["results"][name][seed]
+            assert m["steps"] == 6 and m["sources"] == 5 and m["samples_per_source"] == 3
+            assert {"kl", "mi", "iw_nll", "sacrebleu", "self_bleu", "mode_coverage"} <= set(m)
+    out = tmp_path / "out"
+    assert (out / "report.md").read_text().count("| slcvae |") == 3  # accuracy, diversity and health tables
+    assert all((out / p).stat().st_size > 0 for p in ("curves.png", "tradeoff.png", "modes.png"))
+    # the seeds differ: the sample std is reported
+    assert first["results"]["cvae"]["1"]["bleu_precision"] != first["results"]["cvae"]["2"]["bleu_precision"]
+
+    # second call: every run is finished and scored, nothing is retrained or regenerated
+    ckpt = out / "runs" / "cvae" / "seed1" / "last.pt"
+    stamp = ckpt.stat().st_mtime_ns
+    second = run(spec)
+    assert second["skipped_finished_runs"] == 4
+    assert ckpt.stat().st_mtime_ns == stamp
+    assert second["results"] == first["results"]
+
+    # an interrupted run (no summary.json) resumes from last.pt instead of starting over
+    (out / "runs" / "slcvae" / "seed2" / "summary.json").unlink()
+    (out / "runs" / "slcvae" / "seed2" / "eval.json").unlink()
+    third = run(spec)
+    assert third["skipped_finished_runs"] == 3
+    assert third["results"]["slcvae"]["2"]["steps"] == 6
+
+
+def test_compare_refuses_a_run_trained_with_another_config(tmp_path, synth_dir):
+    sets = json.dumps(TINY)
+    spec = write_spec(tmp_path, synth_dir, f'cvae = {{ model = "cvae", set = {sets} }}', seeds=[1])
+    run(spec)
+    changed = json.dumps([*TINY, "cvae.bow_weight=1.0"])
+    spec = write_spec(tmp_path, synth_dir, f'cvae = {{ model = "cvae", set = {changed} }}', seeds=[1])
+    with pytest.raises(InputError, match=r"another config \(cvae.bow_weight: 0.0 -> 1.0\)"):
+        run(spec)
+
+
+@pytest.mark.parametrize(
+    ("models", "extra", "message"),
+    [
+        ('a = { model = "nope" }', {}, "unknown model 'nope'"),
+        ('a = { model = "cvae", set = ["cvae.bogus=1"] }', {}, "unknown config key cvae.bogus"),
+        ('a = { run = "b" }', {}, "must name an entry that trains"),
+        ('a = { model = "cvae", generate = { beams = 3 } }', {}, "unknown field"),
+        ('a = { model = "cvae" }', {"max_minutes": 1}, "exactly one budget"),
+        ('a = { model = "cvae" }', {"seeds": [1, 1]}, "distinct integers"),
+    ],
+)
+def test_spec_errors_name_the_problem(tmp_path, synth_dir, models, extra, message):
+    with pytest.raises(InputError, match=message):
+        load_spec(write_spec(tmp_path, synth_dir, models, **extra))
+
+
+def test_report_mean_std_and_bold_best():
+    results = {"a": {"1": {"bleu_precision": 0.2, "self_bleu": 0.5}, "2": {"bleu_precision": 0.4, "self_bleu": 0.7}},
+               "b": {"1": {"bleu_precision": 0.1, "self_bleu": 0.2}}}  # fmt: skip
+    agg = aggregate(results)
+    assert agg["a"]["bleu_precision"] == pytest.approx((0.3, 0.1414213, 2))
+    md = table(agg, [("bleu_precision", "BLEU-P", 1), ("self_bleu", "self-BLEU", -1)])
+    assert "| a | **0.300 ± 0.141** | 0.600 ± 0.141 |" in md
+    assert "| b | 0.100 | **0.200** |" in md  # lower self-BLEU is better
