@@ -192,7 +192,7 @@ def load_spec(path: Path) -> Spec:
 
 
 def _check_same_config(run_dir: Path, cfg: Config) -> None:
-    saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    saved = Config.load(run_dir / "config.json").to_dict()  # fields added since the run take their defaults
     wanted = cfg.to_dict()
     for d in (saved, wanted):
         for key in _FREE:
@@ -245,6 +245,17 @@ def _train_job(job: tuple[Spec, str, int]) -> tuple[str, int, float]:
         saved["train"]["max_minutes"] = spec.max_minutes
         (run_dir / "config.json").write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
     return name, seed, time.monotonic() - started
+
+
+def _score_job(job: tuple[Spec, str, int]) -> tuple[str, int, dict[str, Any]]:
+    """score_run in a worker process, the machine's cores shared among the workers."""
+    import os
+
+    import torch
+
+    spec, name, seed = job
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // spec.workers))
+    return name, seed, score_run(spec, spec.entries[name], seed)
 
 
 def score_run(spec: Spec, entry: Entry, seed: int) -> dict[str, Any]:
@@ -323,12 +334,16 @@ def run(spec_path: Path) -> dict[str, Any]:
                 for name, seed, seconds in pool.imap_unordered(_train_job, todo):
                     progress.update(task, advance=1, info=f"{name} seed {seed}: {seconds:.0f} s")
         # an lm entry only serves MMI reranking: its unconditional samples are not a result
-        jobs = [(e, s) for e in spec.entries.values() for s in spec.seeds if e.model != "lm"]
+        jobs = [(spec, e.name, s) for e in spec.entries.values() for s in spec.seeds if e.model != "lm"]
         task = progress.add_task("score", total=len(jobs), info="")
+        scored = {}
+        with mp.get_context("spawn").Pool(min(spec.workers, len(jobs))) as pool:
+            for name, seed, metrics in pool.imap_unordered(_score_job, jobs):
+                scored[name, seed] = metrics
+                progress.update(task, advance=1, info=f"{name} seed {seed}")
         results: dict[str, dict[str, Any]] = {}
-        for entry, seed in jobs:
-            results.setdefault(entry.name, {})[str(seed)] = score_run(spec, entry, seed)
-            progress.update(task, advance=1, info=f"{entry.name} seed {seed}")
+        for _, name, seed in jobs:  # in spec order, whatever order the workers finished in
+            results.setdefault(name, {})[str(seed)] = scored[name, seed]
     payload = {
         "spec": str(spec.path),
         "budget": {"max_minutes": spec.max_minutes} if spec.max_minutes else {"max_steps": spec.max_steps},

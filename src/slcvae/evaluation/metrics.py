@@ -115,7 +115,8 @@ def corpus_sacrebleu(first_samples: Sequence[str], references: Sequence[Sequence
     width = max(len(r) for r in references)
     # sacreBLEU takes reference streams; a source with fewer references fills its slots with None
     streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(width)]
-    return float(sacrebleu.corpus_bleu(list(first_samples), streams).score)
+    # force: pre-tokenized corpora (DailyDialog) would make sacreBLEU warn on every call; the score is unchanged
+    return float(sacrebleu.corpus_bleu(list(first_samples), streams, force=True).score)
 
 
 def distinct(all_samples: Sequence[Sequence[str]], n: int) -> float:

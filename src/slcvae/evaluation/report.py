@@ -58,6 +58,8 @@ def aggregate(results: dict[str, dict[str, dict]]) -> dict[str, dict[str, tuple[
 
 def _fmt(key: str, mean: float, std: float, n: int) -> str:
     digits = 0 if key in ("steps", "train_seconds") else 1 if key in ("sacrebleu", "active_units", "iw_nll") else 3
+    if digits == 3 and 0 < abs(mean) < 0.01:
+        digits = 4  # collapsed diversity (Distinct ~0.0001) must not print as 0.000
     return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if n > 1 else "")
 
 
@@ -152,7 +154,8 @@ def plot_curves(spec, path: Path) -> None:
                 ]
                 if pts:
                     ax.plot(*zip(*pts, strict=True), color=colors(i), lw=1, alpha=0.85, label=entry.name if j == 0 else None)
-    axes[0].set(title="KL(q || p) per source (training batches)", xlabel="step", yscale="symlog")
+    axes[0].set(title="KL(q || p) per source (training batches)", xlabel="step")
+    axes[0].set_yscale("symlog", linthresh=1.0)  # linear below 1 nat (collapse), logarithmic above
     axes[1].set(title="reconstruction -log p(y|x,z) per source", xlabel="step")
     if axes[1].get_legend_handles_labels()[0]:
         axes[1].legend(fontsize=7)
