@@ -4,25 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from slcvae.data.corpus import Example
 from slcvae.errors import InputError
 from slcvae.evaluation.metrics import evaluate_texts, read_predictions
 
 __all__ = ["evaluate_texts", "latent_health", "read_predictions", "score_files"]
 
 
-def latent_health(model_dir: Path, references: Path, checkpoint: str = "best", iw_samples: int = 20) -> dict[str, float]:
-    """KL, active units, MI, -ELBO and importance-weighted NLL / perplexity of a trained model on a corpus."""
+def latent_health(model, tokenizer, cfg, pairs: list[Example], iw_samples: int = 20) -> dict[str, float]:
+    """KL, active units, MI, -ELBO and importance-weighted NLL / perplexity of a loaded model on
+    (source, target) pairs (one target each, as `read_pairs` gives them)."""
     from slcvae.data.batching import encode
-    from slcvae.data.corpus import read_pairs
-    from slcvae.training import load_model_dir
     from slcvae.training.trainer import validate
 
-    if checkpoint not in ("best", "last"):
-        raise InputError("--checkpoint", None, f"must be best or last, got {checkpoint!r}")
     if iw_samples < 1:
         raise InputError("--iw-samples", None, f"must be >= 1, got {iw_samples}")
-    model, tokenizer, cfg = load_model_dir(model_dir, checkpoint)
-    data = encode(read_pairs(references), tokenizer, cfg.data)
+    data = encode(pairs, tokenizer, cfg.data)
     metrics = validate(model, data, tokenizer, cfg.train.batch_size, step=10**9, iw_samples=iw_samples)
     keep = ("rec", "kl" if model.has_latent else "", "elbo", "nll_per_token", "ppl", "active_units", "mi", "iw_nll", "iw_ppl")
     return {k: metrics[k] for k in keep if k in metrics}
@@ -44,5 +41,11 @@ def score_files(
             raise InputError(predictions, i, f"source does not match {references}:{ex.line} (files out of order?)")
     metrics = evaluate_texts([s for _, s in preds], [ex.targets for ex in refs], modes=all(ex.complete for ex in refs))
     if model_dir is not None:
-        metrics.update(latent_health(model_dir, references, checkpoint, iw_samples))
+        from slcvae.data.corpus import read_pairs
+        from slcvae.training import load_model_dir
+
+        if checkpoint not in ("best", "last"):
+            raise InputError("--checkpoint", None, f"must be best or last, got {checkpoint!r}")
+        model, tokenizer, cfg = load_model_dir(model_dir, checkpoint)
+        metrics.update(latent_health(model, tokenizer, cfg, read_pairs(references), iw_samples))
     return metrics

@@ -260,7 +260,7 @@ def _score_job(job: tuple[Spec, str, int]) -> tuple[str, int, dict[str, Any]]:
 
 def score_run(spec: Spec, entry: Entry, seed: int) -> dict[str, Any]:
     """Generate for the test sources and score them; cached in eval.json with the generation settings."""
-    from slcvae.data.corpus import read_corpus
+    from slcvae.data.corpus import Example, read_corpus
     from slcvae.evaluation import evaluate_texts, latent_health
     from slcvae.generation import generate
     from slcvae.training import load_model_dir
@@ -298,12 +298,9 @@ def score_run(spec: Spec, entry: Entry, seed: int) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "test.pred.jsonl", "".join(lines))
     metrics: dict[str, Any] = evaluate_texts(samples, [ex.targets for ex in tests], modes=all(ex.complete for ex in tests))
-    if spec.iw_samples:
-        subset = out_dir / "test.subset.jsonl"  # the scored sources with all their targets, for the latent health
-        rows = (json.dumps({"source": list(ex.source), "targets": ex.targets}, ensure_ascii=False) + "\n" for ex in tests)
-        write_text_atomic(subset, "".join(rows))
-        metrics.update(latent_health(train_dir, subset, checkpoint, spec.iw_samples))
-        subset.unlink()
+    if spec.iw_samples:  # on the scored sources, one pair per target, with the model already loaded
+        pairs = [Example(ex.source, [t], ex.line) for ex in tests for t in ex.targets]
+        metrics.update(latent_health(model, tokenizer, cfg, pairs, spec.iw_samples))
     summary = json.loads((train_dir / "summary.json").read_text(encoding="utf-8"))
     metrics.update(steps=summary["steps"], epochs=summary["epochs"], train_seconds=summary["train_seconds"])
     metrics["examples"] = {"source": tests[0].source_text, "samples": samples[0]}

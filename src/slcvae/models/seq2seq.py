@@ -70,11 +70,11 @@ class LanguageModel(Seq2Seq):
         return self.start.expand(n, -1)
 
     def forward(self, batch: Batch, step: int = 0, phase: str = "main") -> tuple[dict, dict[str, torch.Tensor]]:
-        rec = self.decoder.nll(self._cond(batch.size), batch.target, batch.target_lens)
+        rec = -self.prefix_log_prob(batch.target, batch.target_lens)
         return {}, {"loss": rec.mean(), "rec": rec.mean()}
 
     def log_likelihood(self, batch: Batch, num_samples: int = 1) -> torch.Tensor:
-        return -self.decoder.nll(self._cond(batch.size), batch.target, batch.target_lens)
+        return self.prefix_log_prob(batch.target, batch.target_lens)
 
     def init_state(self, batch: Batch, num_samples: int, latent: str = "prior") -> torch.Tensor:
         return self.decoder.init_state(self._cond(batch.size * num_samples))
