@@ -24,8 +24,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "cvae-wdrop": ("cvae-wdrop", []),
     "cvae-bow": ("cvae-bow", []),
     "slcvae (demo config)": ("slcvae", []),
-    "slcvae warmup 0": ("slcvae", ["slcvae.warmup_steps=0"]),
-    "slcvae warmup 200": ("slcvae", ["slcvae.warmup_steps=200"]),
+    "slcvae warmup 0": ("slcvae", ["slcvae.start=steps", "slcvae.warmup_steps=0"]),
+    "slcvae warmup 200": ("slcvae", ["slcvae.start=steps", "slcvae.warmup_steps=200"]),
     "slcvae mean_sq lambda 0.1": ("slcvae", ["slcvae.distance=mean_sq", "slcvae.label_weight=0.1"]),
     "slcvae mean_sq lambda 1": ("slcvae", ["slcvae.distance=mean_sq"]),
     "slcvae sample_sq lambda 0.1": ("slcvae", ["slcvae.distance=sample_sq", "slcvae.label_weight=0.1"]),
@@ -34,7 +34,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
         "slcvae",
         ["slcvae.distance=mean_sq", "slcvae.label_weight=0.1", "slcvae.label_bound=0.0"],
     ),
-    "slcvae shared labeler": ("slcvae", ["slcvae.labeler_encoder=shared"]),
+    "slcvae own labeler": ("slcvae", ["slcvae.labeler_encoder=own"]),
     "slcvae label every 4": ("slcvae", ["slcvae.label_every=4"]),
 }
 

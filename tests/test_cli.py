@@ -28,6 +28,8 @@ TINY = [
     "--set",
     "train.tensorboard=false",
     "--set",
+    "slcvae.start=steps",
+    "--set",
     "slcvae.warmup_steps=2",
 ]
 
@@ -63,6 +65,22 @@ def test_train_bad_input_exit_2_and_nothing_written(tmp_path, content, where, wh
     )
     assert_one_line_error(result, where, what)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        ("train.eval_every=0", "must be >= 1, got 0"),  # was a ZeroDivisionError
+        ("slcvae.label_every=0", "must be >= 1, got 0"),  # was a ZeroDivisionError
+        ("train.batch_size=0", "must be >= 1, got 0"),  # was a ZeroDivisionError
+        ("cvae.word_dropout=1.5", "must be in [0, 1), got 1.5"),  # was accepted
+        ("train.lr=nan", "must be >= 0, got nan"),
+    ],
+)
+def test_config_values_out_of_range_are_one_line_errors(tmp_path, synth_dir, value, rule):
+    args = ["--train", synth_dir / "train.tsv", "--valid", synth_dir / "valid.jsonl", "--out", tmp_path / "o"]
+    assert_one_line_error(invoke("train", "--model", "slcvae", *args, "--set", value), value.split("=")[0], rule)
+    assert not (tmp_path / "o").exists()
 
 
 def test_train_rejects_unknown_model_and_config_key(tmp_path, synth_dir):
@@ -222,3 +240,31 @@ def test_seq2seq_decoding_baselines_diverse_beam_and_mmi(tmp_path, synth_dir):
     )
     cvae = ["generate", "--model-dir", runs["cvae"], "--input", synth_dir / "test.jsonl", "--output", tmp_path / "x.jsonl"]
     assert_one_line_error(invoke(*cvae, "--decode", "diverse_beam"), "--decode", "seq2seq decoding baseline")
+
+
+def test_file_faults_are_one_line_errors(tmp_path, synth_dir, monkeypatch):
+    """Each of these printed a traceback before: a folder for --output, a file for --out, a truncated
+    checkpoint, a missing tokenizer file, a full disk."""
+    data = ["--train", synth_dir / "train.tsv", "--valid", synth_dir / "valid.jsonl"]
+    (tmp_path / "afile").write_text("x")
+    assert_one_line_error(invoke("train", "--model", "cvae", *data, "--out", tmp_path / "afile", *TINY), "afile", "names a file")
+    run = tmp_path / "run"
+    assert invoke("train", "--model", "cvae", *data, "--out", run, "--max-steps", 2, *TINY).exit_code == 0
+    gen = ["generate", "--model-dir", run, "--input", synth_dir / "test.jsonl", "--checkpoint", "last"]
+    assert_one_line_error(invoke(*gen, "--output", tmp_path), str(tmp_path), "names a folder")
+    monkeypatch.setattr("slcvae.training.checkpoint.os.replace", _disk_full)
+    assert_one_line_error(invoke(*gen, "--output", tmp_path / "p.jsonl"), "p.jsonl", "No space left on device")
+    monkeypatch.undo()
+    assert invoke(*gen, "--output", tmp_path / "p.jsonl").exit_code == 0
+    (run / "last.pt").write_bytes((run / "last.pt").read_bytes()[:1000])  # truncated, as by a kill mid-copy
+    assert_one_line_error(invoke(*gen, "--output", tmp_path / "q.jsonl"), "last.pt", "corrupt or truncated checkpoint")
+    (run / "tokenizer_mode.json").unlink()
+    assert_one_line_error(invoke(*gen, "--output", tmp_path / "q.jsonl"), "tokenizer_mode.json", "missing or unreadable")
+    (run / "tokenizer_mode.json").write_text('{"mode": "word"}\n')
+    (run / "tokenizer.json").write_text("{not json")
+    assert_one_line_error(invoke(*gen, "--output", tmp_path / "q.jsonl"), "tokenizer.json", "unreadable tokenizer")
+    assert not (tmp_path / "q.jsonl").exists()
+
+
+def _disk_full(src, dst):
+    raise OSError(28, "No space left on device", str(dst))

@@ -11,7 +11,8 @@ from slcvae.evaluation.compare import load_spec, run
 from slcvae.evaluation.report import aggregate, table
 
 TINY = ["model.embedding=16", "model.utterance=16", "model.context=24", "model.latent=4", "model.decoder=24", "model.mlp=16",
-        "train.tensorboard=false", "train.eval_every=6", "train.log_every=2", "slcvae.warmup_steps=2"]  # fmt: skip
+        "train.tensorboard=false", "train.eval_every=6", "train.log_every=2",
+        "slcvae.start=steps", "slcvae.warmup_steps=2"]  # fmt: skip
 
 
 def write_spec(tmp_path, synth_dir, models: str, **extra) -> object:
@@ -94,3 +95,13 @@ def test_report_mean_std_and_bold_best():
     md = table(agg, [("bleu_precision", "BLEU-P", 1), ("self_bleu", "self-BLEU", -1)])
     assert "| a | **0.300 ± 0.141** | 0.600 ± 0.141 |" in md
     assert "| b | 0.100 | **0.200** |" in md  # lower self-BLEU is better
+
+
+def test_report_reader_skips_a_torn_last_log_line_only(tmp_path):
+    from slcvae.evaluation.report import read_log
+
+    (tmp_path / "log.jsonl").write_text('{"step": 50, "cvae/kl": 1.0}\n{"step": 100, "cvae/kl": 0.5}\n{"step": 15')
+    assert read_log(tmp_path) == [{"step": 50, "cvae/kl": 1.0}, {"step": 100, "cvae/kl": 0.5}]
+    (tmp_path / "log.jsonl").write_text('{"step": 50\n{"step": 100, "cvae/kl": 0.5}\n')
+    with pytest.raises(InputError, match="log.jsonl:1: not JSON"):
+        read_log(tmp_path)

@@ -103,3 +103,35 @@ def test_mmi_rerank_penalizes_what_the_language_model_finds_likely():
     assert seen["target"] == [[2, EOS], [2, 4], [2, 5]] and seen["lens"] == [2, 2, 2]  # gamma = 1: one token each
     plain = mmi_rerank(ids, logprob, lengths, GenericLM(), bos=2, weight=0.0, gamma=1, keep=2)
     assert [row[row != 0].tolist() for row in plain[0]] == [[EOS], [4, EOS]]  # weight 0: the beam's own order
+
+
+def test_seq2seq_noise_perturbs_each_sample_of_the_context():
+    """SEQ2SEQ+noise: without noise greedy gives one reply N times; with it each sample starts elsewhere."""
+    from slcvae.config import build_config
+    from slcvae.data.batching import collate, encode
+    from slcvae.data.corpus import Example
+    from slcvae.data.tokenizer import TextTokenizer
+    from slcvae.errors import InputError
+    from slcvae.generation import GenerateConfig, generate
+    from slcvae.models import build_model
+
+    tok = TextTokenizer.train(["a b c d e f g h"], mode="word")
+    sets = ["model.embedding=8", "model.utterance=8", "model.context=12", "model.latent=4", "model.decoder=10", "model.mlp=8"]
+    torch.manual_seed(0)
+    seq2seq = build_model(build_config("seq2seq", sets=sets), tok.vocab_size, tok.unk_id)
+    examples = [Example(source=("a b c",))]
+    cfg = build_config("seq2seq", sets=sets).data
+    plain = generate(seq2seq, tok, examples, cfg, GenerateConfig(num_samples=6))[0]
+    noisy = generate(seq2seq, tok, examples, cfg, GenerateConfig(num_samples=6, noise=5.0))[0]
+    assert len(set(plain)) == 1 and len(set(noisy)) > 1
+    batch = collate(encode(examples, tok, cfg), [0], tok)
+    torch.manual_seed(1)
+    h = seq2seq.init_state(batch, 3, noise=0.5)
+    torch.manual_seed(1)
+    expected = seq2seq.decoder.init_state(seq2seq.encoder.source(batch).repeat_interleave(3, 0) + 0.5 * torch.randn(3, 12))
+    assert torch.allclose(h, expected, atol=1e-6)
+    cvae = build_model(build_config("cvae", sets=sets), tok.vocab_size, tok.unk_id)
+    with pytest.raises(InputError, match="--noise"):
+        generate(cvae, tok, examples, cfg, GenerateConfig(noise=0.5))
+    with pytest.raises(InputError, match="--noise"):
+        GenerateConfig(noise=0.5, decode="beam").validate()

@@ -88,3 +88,12 @@ def test_import_rejects_bad_scores_with_file_and_line(tmp_path):
     assert r.exit_code == 2 and f"{sheet}:2: fluency must be an integer 1-5" in r.output
     with pytest.raises(Exception, match="at least 2 models"):
         export({"only": sheet}, tmp_path / "x")
+
+
+def test_import_reads_a_sheet_saved_with_a_byte_order_mark(tmp_path):
+    """Spreadsheet programs save CSV as UTF-8 with a BOM; the first column must still be `id`."""
+    from slcvae.evaluation.human import read_ratings
+
+    sheet = tmp_path / "r.csv"
+    sheet.write_bytes("\ufeffid,source,responses,fluency,coherence,diversity\nabc,s,r,4,3,\n".encode())
+    assert read_ratings(sheet, {"abc"}) == {"abc": {"fluency": 4, "coherence": 3}}

@@ -90,6 +90,21 @@ def test_bleu_orders_and_self_bleu_by_hand():
         self_bleu(["a"])
 
 
+def test_paper_bleu_is_the_max_of_the_mean_of_bleu_1_to_3():
+    """Zhang et al. 2019: d(r, h) = (BLEU-1 + BLEU-2 + BLEU-3) / 3; precision and recall as for b_3."""
+    h1, h2, r1, r2 = "the cat sat on the mat", "a dog", "the cat is on the mat", "a dog ran"
+
+    def d(h, r):
+        return sum(nltk_bleu_n(h, [r], n) for n in (1, 2, 3)) / 3
+
+    m = evaluate_texts([[h1, h2]], [[r1, r2]])
+    assert m["paper_bleu_precision"] == pytest.approx((max(d(h1, r1), d(h1, r2)) + max(d(h2, r1), d(h2, r2))) / 2)
+    assert m["paper_bleu_recall"] == pytest.approx((max(d(h1, r1), d(h2, r1)) + max(d(h1, r2), d(h2, r2))) / 2)
+    # an exact 6-token match: (4/3 + 1.2 + 1.154...) / 3, method 7 lets each order exceed 1
+    exact = evaluate_texts([[r1]], [[r1]])["paper_bleu_precision"]
+    assert exact == pytest.approx(d(r1, r1)) and exact > 1
+
+
 def test_intra_inter_distinct_unique_and_length_by_hand():
     preds = [["a a b", "a b"], ["c"]]
     # n=1: intra 2/3, 1, 1 -> 8/9; inter: source 1 {a, b} over 5 unigrams = 2/5, source 2 1/1 -> 0.7

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,6 +12,7 @@ from slcvae.data.batching import Encoded, collate
 from slcvae.data.tokenizer import TextTokenizer
 from slcvae.models import SLCVAE, build_model
 from slcvae.models.modules import gaussian_nll, kl
+from slcvae.models.slcvae import x_gap_plateaued
 
 SMALL = ["model.embedding=8", "model.utterance=8", "model.context=12", "model.latent=4", "model.decoder=10", "model.mlp=8"]
 
@@ -73,6 +76,22 @@ def test_every_model_trains_one_step_and_decodes(tok, name):
     assert logits.shape == (15, tok.vocab_size) and h2.shape == h.shape
 
 
+@pytest.mark.parametrize("name", ["seq2seq", "cvae", "slcvae"])
+def test_two_layer_grus_train_and_decode(tok, name):
+    """model.layers = 2 (the paper's depth): every GRU stacks two layers and the decoder starts each from [x; z]."""
+    model = make(name, tok, "model.layers=2")
+    assert all(rnn.num_layers == 2 for rnn in model.modules() if isinstance(rnn, torch.nn.GRU))
+    b = batch(tok)
+    for phase in model.phases:
+        _, losses = model(b, step=10_000, phase=phase)
+        losses["loss"].backward()
+    assert all(p.grad is not None for p in model.decoder.rnn.parameters())
+    h = model.init_state(b, 5)
+    assert h.shape == (2, 3 * 5, 10)
+    logits, h2 = model.step(torch.full((15,), tok.bos_id), h)
+    assert logits.shape == (15, tok.vocab_size) and h2.shape == h.shape
+
+
 def grads(module):
     return {n: p.grad for n, p in module.named_parameters()}
 
@@ -94,7 +113,7 @@ def test_labeling_phase_trains_only_the_labeler(tok):
 def test_cvae_phase_leaves_the_labeler_alone(tok):
     model = make("slcvae", tok)
     _, losses = model(batch(tok), phase="cvae")
-    assert set(losses) == {"rec", "kl", "label", "loss"}
+    assert set(losses) == {"rec", "kl", "label", "loss", "x_gap"}  # x_gap: watched until lambda starts
     losses["loss"].backward()
     labeler = set(model.labeler.parameters())
     assert all(p.grad is None for p in labeler)
@@ -103,16 +122,67 @@ def test_cvae_phase_leaves_the_labeler_alone(tok):
 
 
 def test_label_is_bounded_and_schedule_alternates(tok):
-    model = make("slcvae", tok, "slcvae.label_bound=0.5", "slcvae.warmup_steps=3", "slcvae.label_every=2", "slcvae.label_steps=2")
+    sets = ("slcvae.label_bound=0.5", "slcvae.start=steps", "slcvae.warmup_steps=3", "slcvae.label_every=2",
+            "slcvae.label_steps=2")  # fmt: skip
+    model = make("slcvae", tok, *sets)
     out, _ = model(batch(tok), phase="label")
     assert out["z_star"].abs().max() <= 0.5
-    assert [model.phases_at(s) for s in range(2, 7)] == [
+    # the labeling network starts with lambda (step 3), then every 2nd step, 2 updates each
+    assert [model.phases_at(s) for s in range(0, 7)] == [
+        ["cvae"],
+        ["cvae"],
+        ["cvae"],
         ["cvae"],
         ["label", "label", "cvae"],
         ["cvae"],
         ["label", "label", "cvae"],
-        ["cvae"],
     ]
+    early = make("slcvae", tok, *sets, "slcvae.train_labeler_early=true")  # from step 0, before lambda starts
+    assert [early.phases_at(s) for s in range(0, 3)] == [["label", "label", "cvae"], ["cvae"], ["label", "label", "cvae"]]
+
+
+def test_label_weight_ramps_in_from_the_start_step(tok):
+    model = make("slcvae", tok, "slcvae.start=steps", "slcvae.warmup_steps=100", "slcvae.ramp=0.5", "slcvae.label_weight=2.0")
+    assert [model.label_weight(s) for s in (0, 99, 100, 125, 150, 400)] == [0.0, 0.0, 0.0, 1.0, 2.0, 2.0]
+    assert not model.selectable(149) and model.selectable(150)  # best.pt only once lambda is full
+    jump = make("slcvae", tok, "slcvae.start=steps", "slcvae.warmup_steps=100", "slcvae.ramp=0.0")
+    assert [jump.label_weight(s) for s in (99, 100)] == [0.0, 1.0]
+    auto = make("slcvae", tok)  # start = auto: nothing until the x-gap plateau sets start_step
+    assert auto.label_weight(10_000) == 0.0 and not auto.selectable(10_000)
+    assert auto.schedule(10_000) == {"label_start_step": None, "x_gap": 0.0}
+    auto.start_step.fill_(200)
+    assert auto.schedule(150)["label_start_step"] is None and auto.schedule(250)["label_start_step"] == 200
+    assert [auto.label_weight(s) for s in (199, 250, 300)] == [0.0, 0.5, 1.0]  # ramp 0.5: full at 1.5 x the start
+    assert "start_step" in auto.state_dict()  # saved with the weights: a resumed run keeps its schedule
+    short = make("slcvae", tok)  # a run whose x-gap has not flattened starts once half its budget is spent
+    short.observe(40, 0.49)
+    assert short.started_at() == -1
+    short.observe(41, 0.5)
+    assert short.started_at() == 41
+    short.observe(90, 0.9)
+    assert short.started_at() == 41  # the start is set once
+
+
+def test_kl_ramp_multiplies_lambda_by_beta(tok):
+    model = make("slcvae", tok, "slcvae.start=steps", "slcvae.warmup_steps=0", "slcvae.kl_ramp=true",
+                 "cvae.kl_anneal=linear", "cvae.anneal_steps=100")  # fmt: skip
+    assert [model.label_weight(s) for s in (0, 50, 100, 200)] == [0.0, 0.5, 1.0, 1.0]
+
+
+def gap_start(gaps, plateau=0.1):
+    """The first step at which x_gap_plateaued fires for a sequence of x-gap values (None: never)."""
+    means = torch.zeros(2, dtype=torch.float64)
+    return next((t for t, g in enumerate(gaps) if x_gap_plateaued(means, g, t, plateau)), None)
+
+
+def test_x_gap_plateau_fires_when_the_gap_flattens_at_any_time_scale():
+    # a gap that saturates with time constant T fires a few T later, whatever T: the rule scales with the run
+    for tau in (100, 400, 1600):
+        start = gap_start([0.6 * (1 - math.exp(-t / tau)) for t in range(30 * tau)])
+        assert start is not None and 2 * tau < start < 8 * tau, (tau, start)
+    assert gap_start([0.001 * t for t in range(5000)]) is None  # still growing linearly: never
+    assert gap_start([0.0] * 5000) is None  # the decoder reads nothing from x: never
+    assert gap_start([0.5] * 500) == 100  # flat from the outset: at the noise guard
 
 
 @pytest.mark.parametrize(
@@ -174,6 +244,7 @@ def test_importance_weighted_bound(tok):
 
 
 def test_label_weight_decays_then_labeling_stops(tok):
-    model = make("slcvae", tok, "slcvae.warmup_steps=2", "slcvae.label_decay_steps=4", "slcvae.label_weight=2.0")
+    model = make("slcvae", tok, "slcvae.start=steps", "slcvae.warmup_steps=2", "slcvae.ramp=0.0",
+                 "slcvae.label_decay_steps=4", "slcvae.label_weight=2.0")  # fmt: skip
     assert [model.label_weight(s) for s in range(8)] == [0.0, 0.0, 2.0, 1.5, 1.0, 0.5, 0.0, 0.0]
     assert [model.phases_at(s) for s in (1, 2, 5, 6)] == [["cvae"], ["label", "cvae"], ["label", "cvae"], ["cvae"]]

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from slcvae.data.corpus import read_corpus
-from slcvae.data.prepare import linearize_triples, prepare
+from slcvae.data.prepare import dialogue_windows, linearize_triples, prepare
 from slcvae.errors import InputError
 from tests.conftest import shared
 
@@ -21,6 +21,24 @@ def test_dailydialog_official_split(tmp_path):
     assert isinstance(first["source"], list) and len(first["source"]) == 1
     rows = [json.loads(line) for line in (tmp_path / "test.jsonl").read_text(encoding="utf-8").splitlines()]
     assert max(len(r["source"]) for r in rows) == 3 and all(r["target"] for r in rows)
+
+
+def test_paper_windows_slide_by_one():
+    turns = list("abcdefgh")  # 8 utterances, windows of 6: 3 windows
+    assert dialogue_windows(turns, 6) == [(list("abcde"), "f"), (list("bcdef"), "g"), (list("cdefg"), "h")]
+    assert dialogue_windows(list("abc"), 6) == [(["a", "b"], "c")]  # a short dialogue is one window
+    assert dialogue_windows(list("abcdef"), 6) == [(list("abcde"), "f")]
+
+
+def test_dailydialog_paper_windows(tmp_path):
+    counts = prepare("dailydialog", shared("dailydialog"), tmp_path, windows=6)
+    # the paper reports 39,567 / 3,681 / 3,471; the same rule gives these on the official release
+    assert counts == {"train": 39572, "valid": 3681, "test": 3472}
+    rows = [json.loads(line) for line in (tmp_path / "valid.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert max(len(r["source"]) for r in rows) == 5 and min(len(r["source"]) for r in rows) >= 1
+    assert all(t == t.lower() for r in rows for t in [*r["source"], r["target"]])
+    with pytest.raises(InputError, match="--windows"):
+        prepare("dailydialog", shared("dailydialog"), tmp_path, windows=1)
 
 
 def test_webnlg_groups_texts_as_targets(tmp_path):

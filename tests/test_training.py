@@ -21,7 +21,9 @@ TINY = [
     "train.log_every=5",
     "train.progress=false",
     "train.tensorboard=false",
+    "slcvae.start=steps",  # a fixed warm-up: these tests need labels within a few steps
     "slcvae.warmup_steps=3",
+    "slcvae.ramp=0.0",
 ]
 
 
@@ -91,8 +93,39 @@ def test_summary_and_validation_metrics(tmp_path, synth_dir):
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["steps"] == 10
     model, tok, cfg = load_model_dir(tmp_path / "r")
     assert cfg.model_name == "slcvae" and not model.training
-    # a run that ends inside the warm-up has no best checkpoint, and says so
-    train(tiny("slcvae", "train.max_steps=2"), synth_dir / "train.tsv", synth_dir / "valid.jsonl", tmp_path / "w")
-    with pytest.raises(InputError, match="during the warm-up; use --checkpoint last"):
-        load_model_dir(tmp_path / "w")
-    assert load_model_dir(tmp_path / "w", "last")[2].train.max_steps == 2
+    assert summary["label_start_step"] == 3 and summary["best_valid_elbo"] is not None
+
+
+def test_a_run_that_ends_before_the_labels_says_so(tmp_path, synth_dir, capsys):
+    summary = train(tiny("slcvae", "train.max_steps=2"), synth_dir / "train.tsv", synth_dir / "valid.jsonl", tmp_path / "w")
+    text = (tmp_path / "w" / "summary.json").read_text()
+    saved = json.loads(text, parse_constant=lambda c: pytest.fail(f"summary.json holds {c}: not strict JSON"))
+    assert saved["best_valid_elbo"] is None and saved["label_start_step"] is None
+    assert any("before the labeling loss started" in w for w in saved["warnings"])
+    assert saved["warnings"] == summary["warnings"]
+    assert not (tmp_path / "w" / "best.pt").exists()
+    model, _, cfg = load_model_dir(tmp_path / "w")  # best.pt missing: falls back to last.pt, with a message
+    assert cfg.train.max_steps == 2 and "using last.pt" in capsys.readouterr().err
+
+
+def test_vanished_kl_is_reported():
+    from slcvae.models import build_model
+    from slcvae.training.trainer import TrainState, run_warnings
+
+    cvae = build_model(tiny("cvae"), 20, 1)
+    assert run_warnings(cvae, {"kl": 0.02}, TrainState(step=7, best=3.0)) == [
+        "KL stayed near zero (0.02 nats at step 7): the decoder ignores z, so samples from the prior will be alike (KL vanishing)"
+    ]
+    assert run_warnings(cvae, {"kl": 2.5}, TrainState(step=7, best=3.0)) == []
+    seq2seq = build_model(tiny("seq2seq"), 20, 1)
+    assert run_warnings(seq2seq, {}, TrainState(step=7, best=3.0)) == []  # no latent: nothing to vanish
+
+
+def test_early_stopping_after_patience_validations_without_improvement(tmp_path, synth_dir):
+    # lr 0: the weights never move, so every validation after the first ties the best (no improvement)
+    cfg = tiny("cvae", "train.lr=0.0", "train.eval_every=2", "train.patience=2", "train.max_steps=100")
+    summary = train(cfg, synth_dir / "train.tsv", synth_dir / "valid.jsonl", tmp_path / "r")
+    assert summary["steps"] == 6 and summary["early_stopped"]  # best at step 2, stale at 4 and 6
+    off = train(tiny("cvae", "train.lr=0.0", "train.eval_every=2", "train.max_steps=8"), synth_dir / "train.tsv",
+                synth_dir / "valid.jsonl", tmp_path / "off")  # fmt: skip
+    assert off["steps"] == 8 and not off["early_stopped"]

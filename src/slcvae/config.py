@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
+import math
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 from slcvae.errors import InputError
 
@@ -42,6 +38,7 @@ class ModelConfig:
     latent: int = 200  # size of z
     decoder: int = 400  # hidden size of the GRU decoder
     mlp: int = 400  # hidden size of the prior / recognition / labeling MLPs
+    layers: int = 1  # GRU layers of the encoders and the decoder (the SLCVAE paper uses 2 at size 32); 1 is cheaper on CPU
     dropout: float = 0.0  # dropout on embeddings and decoder outputs; off so runs stay cheap and exact
 
 
@@ -57,14 +54,20 @@ class CVAEConfig:
 
 @dataclass
 class SLCVAEConfig:
-    # Defaults measured on the synthetic corpus with bench/slcvae_ablation.py (table in docs/design.md).
-    distance: str = "nll"  # nll: -log q(z*|x,y) | mean_sq: |mu_q - z*|^2 | sample_sq: |z - z*|^2; nll covered the most modes
-    label_weight: float = 1.0  # lambda; nll at 1 cancels the log-variance terms of KL and D: loss bounded below (not above 1)
+    # Defaults measured at several budgets (docs/results/budget/, bench/slcvae_ablation.py; docs/design.md).
+    distance: str = "nll"  # nll: -log q(z*|x,y) | mean_sq: |mu_q - z*|^2 | sample_sq: |z - z*|^2 (paper); nll covered most modes
+    label_weight: float = 1.0  # lambda at full strength; nll at 1 cancels the log-variance terms of KL and D (loss bounded below)
     label_bound: float = 2.0  # z* = B tanh(raw / B); unbounded labels grow while the decoder saturates; 0 = off
-    labeler_encoder: str = "own"  # own: g(x,y) has its own encoders (the paper) | shared: MLP on the CVAE's detached encodings
-    warmup_steps: int = 1000  # CVAE-only steps (no labels) until the decoder reads content from x; else z absorbs content
-    label_decay_steps: int = 0  # lambda falls linearly to 0 over this many steps after warm-up, then labeling stops; 0 = constant
-    label_every: int = 1  # a labeling phase before every k-th CVAE step after warm-up (1 = strict alternation)
+    labeler_encoder: str = "shared"  # shared: MLP on the CVAE's detached encodings (1.1x a CVAE step) | own: own encoders (2x)
+    start: str = "auto"  # when lambda starts rising: auto = once the decoder reads x (x-gap stops growing) | steps = warmup_steps
+    warmup_steps: int = 1000  # start = "steps": CVAE steps without labeling loss (a fixed count fits one corpus and budget)
+    plateau: float = 0.25  # start = "auto": start once the x-gap grew by less than this share over the last half of the run
+    start_by: float = 0.5  # start = "auto": start at the latest once this share of the step or time budget is spent; 1 = off
+    ramp: float = 0.5  # lambda rises linearly from 0 at the start step s to full at (1 + ramp) s: no jump, scales with the run
+    kl_ramp: bool = False  # lambda also follows the KL-annealing weight beta(step) (the paper's; needs cvae.kl_anneal)
+    train_labeler_early: bool = False  # g also learns before the start; off: it cost 0.1 mode coverage (docs/design.md)
+    label_decay_steps: int = 0  # once full, lambda falls linearly to 0 over this many steps, then labeling stops; 0 = constant
+    label_every: int = 1  # a labeling phase before every k-th CVAE step (1 = strict alternation, the paper's)
     label_steps: int = 1  # labeling-network updates per labeling phase
     label_lr: float = 0.0  # learning rate of the labeling network; 0 = the CVAE's
 
@@ -77,6 +80,7 @@ class TrainConfig:
     max_steps: int = 10000  # optimizer steps (each SLCVAE step is one CVAE update plus its labeling phase)
     max_minutes: float = 0.0  # wall-clock budget; 0 = no limit. Training stops cleanly and checkpoints
     eval_every: int = 500  # steps between validation passes (and best/last checkpoints)
+    patience: int = 0  # stop after this many validations without a better -ELBO (training to convergence); 0 = off
     log_every: int = 50  # steps between TensorBoard scalars
     iw_samples: int = 0  # validation also reports the importance-weighted NLL with K samples; 0 = off (K decoder passes)
     bucket_batches: int = 50  # batches per length-sorted pool: similar lengths, little padding, still shuffled
@@ -130,6 +134,32 @@ CHOICES = {
     ("cvae", "kl_anneal"): ("none", "linear", "cyclical"),
     ("slcvae", "distance"): ("nll", "mean_sq", "sample_sq"),
     ("slcvae", "labeler_encoder"): ("own", "shared"),
+    ("slcvae", "start"): ("auto", "steps"),
+}
+
+
+# The valid range of every numeric field ("section.key": (rule, check)); a value outside is an InputError naming it.
+_POSITIVE = (">= 1", lambda v: v >= 1)
+_NONNEG = (">= 0", lambda v: v >= 0)
+_SHARE = ("in (0, 1]", lambda v: 0 < v <= 1)
+_PROB = ("in [0, 1)", lambda v: 0 <= v < 1)
+RANGES: dict[str, tuple[str, Any]] = {
+    **{f"data.{k}": _POSITIVE for k in ("max_vocab", "min_freq", "max_source_len", "max_target_len", "max_turns")},
+    **{f"model.{k}": _POSITIVE for k in ("embedding", "utterance", "context", "latent", "decoder", "mlp", "layers")},
+    "model.dropout": _PROB,
+    "cvae.anneal_steps": _POSITIVE,
+    "cvae.anneal_ratio": _SHARE,
+    "cvae.free_bits": _NONNEG,
+    "cvae.word_dropout": _PROB,
+    "cvae.bow_weight": _NONNEG,
+    **{f"slcvae.{k}": _NONNEG for k in ("label_weight", "label_bound", "warmup_steps", "ramp", "label_decay_steps", "label_lr")},
+    "slcvae.plateau": _SHARE,
+    "slcvae.start_by": _SHARE,
+    "slcvae.label_every": _POSITIVE,
+    "slcvae.label_steps": _POSITIVE,
+    **{f"train.{k}": _POSITIVE for k in ("batch_size", "max_steps", "eval_every", "log_every", "bucket_batches")},
+    **{f"train.{k}": _NONNEG for k in ("lr", "max_minutes", "iw_samples", "threads", "patience", "seed")},
+    "train.grad_clip": ("> 0", lambda v: v > 0),
 }
 
 
@@ -156,6 +186,9 @@ def set_field(target: Any, section: str, key: str, value: Any, origin: str | Pat
     allowed = CHOICES.get((section, key))
     if allowed and value not in allowed:
         raise InputError(origin, None, f"{section}.{key} must be one of {', '.join(allowed)}, got {value!r}")
+    rule, check = RANGES.get(f"{section}.{key}", ("", None))
+    if check is not None and (not math.isfinite(value) or not check(value)):
+        raise InputError(origin, None, f"{section}.{key} must be {rule}, got {value!r}")
     setattr(target, key, value)
 
 

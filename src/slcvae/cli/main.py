@@ -37,6 +37,10 @@ def boundary(fn):
         except TrainingDiverged as err:
             print(f"error: training diverged: {err}", file=sys.stderr)
             raise typer.Exit(1) from None
+        except OSError as err:  # disk full, permissions, a folder where a file was expected: one line, no traceback
+            where = f"{err.filename}: " if err.filename else ""
+            print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+            raise typer.Exit(2) from None
 
     return wrapper
 
@@ -61,11 +65,14 @@ def prepare(
     src: Annotated[Path, typer.Argument(help="the corpus folder, e.g. ../shared/data/dailydialog")],
     out_dir: Annotated[Path, typer.Argument(help="folder for train/valid/test.jsonl")],
     context_turns: Annotated[int, typer.Option(help="dailydialog: previous turns kept as the source")] = 10,
+    windows: Annotated[
+        int, typer.Option(help="dailydialog: the SLCVAE paper's rows, windows of at most W utterances (6); 0 = every turn")
+    ] = 0,
 ):
     """Convert a real corpus to the project's JSONL format."""
     from slcvae.data.prepare import prepare as run
 
-    print(json.dumps(run(corpus, src, out_dir, context_turns)))
+    print(json.dumps(run(corpus, src, out_dir, context_turns, windows)))
 
 
 @app.command(
@@ -122,6 +129,7 @@ def generate(
     mmi_weight: Annotated[float, typer.Option(help="mmi: weight of the anti-language model")] = 0.5,
     mmi_tokens: Annotated[int, typer.Option(help="mmi: the anti-LM scores the first this many tokens")] = 5,
     latent: Annotated[str, typer.Option(help="prior: z ~ p(z|x) | posterior: z ~ q(z|x,y)")] = "prior",
+    noise: Annotated[float, typer.Option(help="seq2seq + noise: std of Gaussian noise on the context vector (0 = off)")] = 0.0,
     checkpoint: Annotated[str, typer.Option(help="best | last")] = "best",
     seed: Annotated[int, typer.Option(help="seed for z and token sampling")] = 1234,
     device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N | auto")] = "cpu",
@@ -138,9 +146,11 @@ def generate(
         raise InputError("--checkpoint", None, f"must be best or last, got {checkpoint!r}")
     gen = GenerateConfig(
         num_samples, decode, temperature, top_k, top_p, beam_size, beam_groups, diversity, str(lm or ""), mmi_weight,
-        mmi_tokens, latent, seed=seed,
+        mmi_tokens, latent, noise, seed=seed,
     )  # fmt: skip
     gen.validate()
+    if output.is_dir():
+        raise InputError(output, None, "--output names a folder; it must be a file (JSONL)")
     examples = read_corpus(input, require_target=latent == "posterior")
     model, tokenizer, cfg = load_model_dir(model_dir, checkpoint)
     model.to(resolve_device(device))

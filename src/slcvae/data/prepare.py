@@ -1,7 +1,8 @@
 """Convert the real corpora in `../shared/data` to the project's JSONL format.
 
 - dailydialog: every utterance after the first is a target; its source is the previous
-  `context_turns` utterances as a list of turns (for the hierarchical encoder).
+  `context_turns` utterances as a list of turns (for the hierarchical encoder). With `windows`
+  = W, the SLCVAE paper's rows instead: sliding windows of at most W utterances, lowercased.
 - webnlg: triples linearized as `subject | predicate | object ; ...` (underscores and camelCase
   split into words); all texts of an entry become its `targets`.
 - advertisegen: `key#value*...` attributes -> `key value | ...`; only the dev split exists here,
@@ -28,7 +29,18 @@ def _jsonl(rows: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
-def dailydialog(src: Path, context_turns: int = 10) -> dict[str, list[dict]]:
+def dialogue_windows(turns: list[str], size: int) -> list[tuple[list[str], str]]:
+    """The SLCVAE paper's rows: windows of at most `size` consecutive utterances, sliding by one;
+    the last utterance of a window is the target, the ones before it the context. A dialogue of
+    `size` or fewer utterances is one window."""
+    if len(turns) <= size:
+        return [(turns[:-1], turns[-1])]
+    return [(turns[i : i + size - 1], turns[i + size - 1]) for i in range(len(turns) - size + 1)]
+
+
+def dailydialog(src: Path, context_turns: int = 10, windows: int = 0) -> dict[str, list[dict]]:
+    """Every turn after the first as a target (windows = 0), or the paper's sliding windows of
+    `windows` utterances, lowercased (Zhang et al. 2019: 39,567 / 3,681 / 3,471 rows for 6)."""
     splits = {}
     for split, name in (("train", "train"), ("validation", "valid"), ("test", "test")):
         path = src / split / f"dialogues_{split}.txt"
@@ -38,6 +50,10 @@ def dailydialog(src: Path, context_turns: int = 10) -> dict[str, list[dict]]:
             turns = [u for u in turns if u]
             if len(turns) < 2:
                 raise InputError(path, number, f"a dialogue needs >= 2 utterances, found {len(turns)}")
+            if windows:
+                turns = [t.lower() for t in turns]
+                rows.extend({"source": ctx, "target": tgt} for ctx, tgt in dialogue_windows(turns, windows))
+                continue
             for i in range(1, len(turns)):
                 rows.append({"source": turns[max(0, i - context_turns) : i], "target": turns[i]})
         splits[name] = rows
@@ -86,14 +102,16 @@ def advertisegen(src: Path) -> dict[str, list[dict]]:
     return splits
 
 
-def prepare(corpus: str, src: Path, out: Path, context_turns: int = 10) -> dict[str, int]:
+def prepare(corpus: str, src: Path, out: Path, context_turns: int = 10, windows: int = 0) -> dict[str, int]:
     """Read corpus `corpus` from `src`, write train/valid/test.jsonl under `out`; returns row counts."""
     if not Path(src).is_dir():
         raise InputError(src, None, "no such directory")
     if corpus == "dailydialog":
         if context_turns < 1:
             raise InputError("--context-turns", None, f"must be >= 1, got {context_turns}")
-        splits = dailydialog(Path(src), context_turns)
+        if windows == 1 or windows < 0:
+            raise InputError("--windows", None, f"must be 0 (every turn) or >= 2 utterances, got {windows}")
+        splits = dailydialog(Path(src), context_turns, windows)
     elif corpus == "webnlg":
         splits = webnlg(Path(src))
     elif corpus == "advertisegen":

@@ -118,8 +118,15 @@ class TextTokenizer:
         path = directory / "tokenizer.json"
         if not path.is_file():
             raise InputError(path, 1, "no such file (is this a model directory written by `slcvae train`?)")
-        mode = json.loads((directory / "tokenizer_mode.json").read_text())["mode"]
-        return cls(Tokenizer.from_file(str(path)), mode)
+        mode_path = directory / "tokenizer_mode.json"
+        try:
+            mode = json.loads(mode_path.read_text(encoding="utf-8"))["mode"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise InputError(mode_path, 1, f"missing or unreadable tokenizer mode ({type(err).__name__})") from None
+        try:
+            return cls(Tokenizer.from_file(str(path)), mode)
+        except Exception as err:  # the tokenizers library raises its own Exception type for a damaged file
+            raise InputError(path, 1, f"unreadable tokenizer: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
 
 
 def _load_jieba():

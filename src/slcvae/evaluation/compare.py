@@ -44,9 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
-from slcvae.config import Config, build_config
+from slcvae.config import Config, build_config, tomllib
 from slcvae.errors import InputError
 from slcvae.generation import GenerateConfig
 
@@ -227,16 +225,15 @@ def train_status(spec: Spec, entry: Entry, seed: int) -> str:
 
 def _train_job(job: tuple[Spec, str, int]) -> tuple[str, int, float]:
     """Train (or resume) one run in a worker process; returns its wall seconds."""
-    import torch
-
     from slcvae.training import train
+    from slcvae.training.checkpoint import load_checkpoint
 
     spec, name, seed = job
     entry, run_dir = spec.entries[name], spec.run_dir(name, seed)
     cfg = spec.build(entry, seed)
     resume = (run_dir / "last.pt").is_file()
     if resume and spec.max_minutes:
-        done = torch.load(run_dir / "last.pt", weights_only=True, map_location="cpu")["state"]["seconds"]
+        done = load_checkpoint(run_dir / "last.pt")["state"]["seconds"]
         cfg.train.max_minutes = max(spec.max_minutes - done / 60, 1e-3)  # the minutes it has left
     started = time.monotonic()
     train(cfg, spec.train, spec.valid, run_dir, resume=resume)

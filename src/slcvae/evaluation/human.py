@@ -71,7 +71,7 @@ def export(
 def read_ratings(path: Path, known: set[str]) -> dict[str, dict[str, int]]:
     """One rater's sheet -> {item id: {criterion: score}}; blank cells are items the rater skipped."""
     out: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: spreadsheets save CSV with a byte-order mark
         reader = csv.DictReader(f)
         missing = [c for c in ("id", *CRITERIA) if c not in (reader.fieldnames or [])]
         if missing:

@@ -8,6 +8,7 @@ and b = b_3:
     bleu_recall         per source: mean over references of the max over samples of b
     bleu_f1             2PR / (P + R) of the source-averaged P and R
     bleuN_precision/recall  the same with b_N, N = 1..4 (Zhao et al. 2017 report 1-4)
+    paper_bleu_precision/recall  the same with d = (b_1 + b_2 + b_3) / 3, the SLCVAE paper's BLEU (Zhang et al. 2019)
     sacrebleu           sacreBLEU corpus BLEU (0-100, its default 13a tokenizer) of each source's
                         first sample against all its references: the number MT-style papers print
     distinct_n          distinct n-grams over all samples of all sources / total generated tokens (Li et al. 2016)
@@ -65,12 +66,12 @@ def bleu_orders(hypothesis: Sequence[str], reference: Sequence[str]) -> list[flo
 
 
 def bleu_precision_recall_orders(samples: Sequence[str], references: Sequence[str]) -> list[tuple[float, float]]:
-    """Per-source (precision, recall) for b_1 .. b_4."""
+    """Per-source (precision, recall) for b_1 .. b_4, then for the SLCVAE paper's d = (b_1 + b_2 + b_3) / 3."""
     hyps = [s.lower().split() for s in samples]
     refs = [r.lower().split() for r in references]
-    table = [[bleu_orders(h, r) for r in refs] for h in hyps]  # [sample][reference][order]
+    table = [[[*b, sum(b[:3]) / 3] for b in (bleu_orders(h, r) for r in refs)] for h in hyps]  # [sample][reference][b]
     out = []
-    for k in range(len(_ORDERS)):
+    for k in range(len(_ORDERS) + 1):
         precision = sum(max(cell[k] for cell in row) for row in table) / len(hyps)
         recall = sum(max(table[i][j][k] for i in range(len(hyps))) for j in range(len(refs))) / len(refs)
         out.append((precision, recall))
@@ -152,7 +153,7 @@ def evaluate_texts(
         raise ValueError("nothing to evaluate")
     per_source = [bleu_precision_recall_orders(p, r) for p, r in zip(predictions, references, strict=True)]
     orders = {}
-    for k, n in enumerate(_ORDERS):
+    for k, n in enumerate([*_ORDERS, "paper_"]):
         orders[n] = (
             sum(s[k][0] for s in per_source) / len(per_source),
             sum(s[k][1] for s in per_source) / len(per_source),
@@ -168,7 +169,8 @@ def evaluate_texts(
         "samples_per_source": sum(map(len, predictions)) / len(predictions),
     }
     for n, (bp, br) in orders.items():
-        out[f"bleu{n}_precision"], out[f"bleu{n}_recall"] = bp, br
+        name = "paper_bleu" if n == "paper_" else f"bleu{n}"
+        out[f"{name}_precision"], out[f"{name}_recall"] = bp, br
     out["sacrebleu"] = corpus_sacrebleu([s[0] for s in predictions], references)
     for n in (1, 2):
         out[f"intra_distinct_{n}"], out[f"inter_distinct_{n}"] = intra_inter_distinct(predictions, n)

@@ -12,6 +12,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from slcvae.errors import InputError
+
 # (key, header, direction): +1 higher is better, -1 lower is better, 0 a diagnostic (never bold)
 ACCURACY = [
     ("bleu_precision", "BLEU-P", 1),
@@ -131,10 +133,19 @@ def _pyplot():
 
 
 def read_log(run_dir: Path) -> list[dict[str, Any]]:
+    """A run's training log; a torn last line (the process was killed mid-write) is left out."""
     path = run_dir / "log.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = []
+    lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    for number, line in enumerate(lines, start=1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if number < len(lines):  # only the last line can be torn by a kill; damage elsewhere is reported
+                raise InputError(path, number, f"not JSON: {err}") from None
+    return rows
 
 
 def plot_curves(spec, path: Path) -> None:

@@ -39,6 +39,7 @@ class GenerateConfig:
     mmi_weight: float = 0.5  # mmi: lambda in log p(y|x) - lambda log p_LM(y_1..gamma) (Li et al. 2016)
     mmi_tokens: int = 5  # mmi: gamma, the anti-LM scores only the first tokens, where generic replies are decided
     latent: str = "prior"  # prior: z ~ p(z|x), the test protocol | posterior: z ~ q(z|x,y) from the first target
+    noise: float = 0.0  # seq2seq + noise (Zhang et al. 2019's baseline): std of Gaussian noise on the context vector, per sample
     batch_size: int = 64  # sources per batch (each expands to num_samples rows)
     seed: int = 1234  # seeds z and token sampling
 
@@ -55,6 +56,8 @@ class GenerateConfig:
             ("--diversity", self.diversity >= 0, "must be >= 0", self.diversity),
             ("--lm", self.decode != "mmi" or bool(self.lm), "is required by --decode mmi", self.lm),
             ("--mmi-tokens", self.mmi_tokens >= 1, "must be >= 1", self.mmi_tokens),
+            ("--noise", self.noise >= 0, "must be >= 0", self.noise),
+            ("--noise", self.noise == 0 or self.decode in ("greedy", "sample"), "goes with greedy or sample", self.noise),
         ]
         for option, ok, rule, value in checks:
             if not ok:
@@ -209,6 +212,8 @@ def generate(
         raise InputError("--latent", None, "posterior needs a latent-variable model, not seq2seq")
     if cfg.decode in SOURCE_ONLY and model.has_latent:
         raise InputError("--decode", None, f"{cfg.decode} is a seq2seq decoding baseline; latent models vary z instead")
+    if cfg.noise > 0 and model.has_latent:
+        raise InputError("--noise", None, "is a seq2seq decoding baseline; latent models vary z instead")
     if cfg.decode == "mmi" and lm is None:
         raise InputError("--lm", None, "--decode mmi needs a trained language model (slcvae train --model lm)")
     torch.manual_seed(cfg.seed)
@@ -238,7 +243,7 @@ def generate(
             h = model.init_state(batch, n, cfg.latent)
             ids = beam_search(model.step, h, bos, eos, max_len, cfg.beam_size, 1)[0][:, 0]
         else:
-            h = model.init_state(batch, n, cfg.latent)
+            h = model.init_state(batch, n, cfg.latent, noise=cfg.noise) if cfg.noise else model.init_state(batch, n, cfg.latent)
             procs = processors.build(cfg.temperature, cfg.top_k, cfg.top_p)
             ids = sample_loop(model.step, h, bos, eos, max_len, cfg.decode == "greedy", procs)
         texts = [tokenizer.decode(row.tolist()) for row in ids]

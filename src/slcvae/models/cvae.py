@@ -86,7 +86,7 @@ class CVAE(Seq2Seq):
         return torch.logsumexp(torch.stack(log_w, 1), 1) - math.log(num_samples)
 
     def init_state(self, batch: Batch, num_samples: int, latent: str = "prior") -> torch.Tensor:
-        """Encode each source once, draw `num_samples` z per source: [1, batch * num_samples, decoder].
+        """Encode each source once, draw `num_samples` z per source: [layers, batch * num_samples, decoder].
 
         latent="prior" samples z ~ p(z|x) (the test-time protocol); "posterior" samples
         z ~ q(z|x,y) given the batch's targets (reconstruction).

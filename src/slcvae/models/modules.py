@@ -26,28 +26,28 @@ def final_state(rnn: nn.GRU, x: torch.Tensor, lens: torch.Tensor) -> torch.Tenso
 
 
 class UtteranceEncoder(nn.Module):
-    """Bidirectional GRU over one utterance: [n, len] ids -> [n, 2 * utterance]."""
+    """Bidirectional GRU over one utterance: [n, len] ids -> [n, 2 * utterance] (the top layer's final states)."""
 
-    def __init__(self, embed: nn.Embedding, hidden: int):
+    def __init__(self, embed: nn.Embedding, hidden: int, layers: int = 1):
         super().__init__()
         self.embed = embed
-        self.rnn = nn.GRU(embed.embedding_dim, hidden, batch_first=True, bidirectional=True)
+        self.rnn = nn.GRU(embed.embedding_dim, hidden, num_layers=layers, batch_first=True, bidirectional=True)
 
     def forward(self, ids: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-        h = final_state(self.rnn, self.embed(ids), lens)  # [2, n, hidden]: final states of both directions
-        return torch.cat([h[0], h[1]], dim=-1)
+        h = final_state(self.rnn, self.embed(ids), lens)  # [2 * layers, n, hidden]: layer by layer, both directions
+        return torch.cat([h[-2], h[-1]], dim=-1)
 
 
 class ContextEncoder(nn.Module):
     """GRU over the utterance vectors of each source: [turns_total, 2u] -> [batch, context]."""
 
-    def __init__(self, utterance: int, hidden: int):
+    def __init__(self, utterance: int, hidden: int, layers: int = 1):
         super().__init__()
-        self.rnn = nn.GRU(2 * utterance, hidden, batch_first=True)
+        self.rnn = nn.GRU(2 * utterance, hidden, num_layers=layers, batch_first=True)
 
     def forward(self, utts: torch.Tensor, n_turns: torch.Tensor) -> torch.Tensor:
         per_source = pad_sequence(torch.split(utts, n_turns.tolist()), batch_first=True)
-        return final_state(self.rnn, per_source, n_turns)[0]
+        return final_state(self.rnn, per_source, n_turns)[-1]  # the top layer
 
 
 class Encoder(nn.Module):
@@ -60,8 +60,8 @@ class Encoder(nn.Module):
     def __init__(self, vocab: int, cfg: ModelConfig):
         super().__init__()
         self.embed = nn.Embedding(vocab, cfg.embedding, padding_idx=0)
-        self.utterance = UtteranceEncoder(self.embed, cfg.utterance)
-        self.context = ContextEncoder(cfg.utterance, cfg.context)
+        self.utterance = UtteranceEncoder(self.embed, cfg.utterance, cfg.layers)
+        self.context = ContextEncoder(cfg.utterance, cfg.context, cfg.layers)
 
     def source(self, batch: Batch) -> torch.Tensor:
         return self.context(self.utterance(batch.turns, batch.turn_lens), batch.n_turns)
@@ -117,15 +117,17 @@ class Decoder(nn.Module):
     def __init__(self, vocab: int, n_cond: int, cfg: ModelConfig, unk_id: int):
         super().__init__()
         self.embed = nn.Embedding(vocab, cfg.embedding, padding_idx=0)
-        self.init = nn.Linear(n_cond, cfg.decoder)
-        self.rnn = nn.GRU(cfg.embedding, cfg.decoder, batch_first=True)
+        self.init = nn.Linear(n_cond, cfg.layers * cfg.decoder)  # a first state for every layer
+        self.rnn = nn.GRU(cfg.embedding, cfg.decoder, num_layers=cfg.layers, batch_first=True)
+        self.layers = cfg.layers
         self.drop = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(cfg.decoder, vocab)
         self.unk_id = unk_id
 
     def init_state(self, cond: torch.Tensor) -> torch.Tensor:
-        """[n, n_cond] -> [1, n, decoder], the GRU's first hidden state."""
-        return torch.tanh(self.init(cond)).unsqueeze(0)
+        """[n, n_cond] -> [layers, n, decoder], the GRU's first hidden state."""
+        h = torch.tanh(self.init(cond))  # [n, layers * decoder]
+        return h.view(h.shape[0], self.layers, -1).transpose(0, 1).contiguous()
 
     def hidden(
         self, cond: torch.Tensor, target: torch.Tensor, target_lens: torch.Tensor, word_dropout: float = 0.0

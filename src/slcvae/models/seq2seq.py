@@ -38,6 +38,14 @@ class Seq2Seq(nn.Module):
         """Whether a checkpoint at `step` may be chosen as best (False while a warm-up changes the objective)."""
         return True
 
+    def observe(self, step: int, progress: float) -> None:
+        """Told by the trainer before training step `step`: the share of the step or time budget spent (0..1).
+        Models whose schedule follows the run use it (SLCVAE's start); the rest ignore it."""
+
+    def schedule(self, step: int) -> dict[str, float | None]:
+        """Facts about the run's own schedule at `step`, for its summary (SLCVAE: where the labels started)."""
+        return {}
+
     def forward(self, batch: Batch, step: int = 0, phase: str = "main") -> tuple[dict, dict[str, torch.Tensor]]:
         ctx = self.encoder.source(batch)  # [batch, context]
         rec = self.decoder.nll(ctx, batch.target, batch.target_lens)  # [batch]
@@ -47,10 +55,13 @@ class Seq2Seq(nn.Module):
         """log p(y|x) per source, [batch]; exact here (no latent), so `num_samples` is unused."""
         return -self.decoder.nll(self.encoder.source(batch), batch.target, batch.target_lens)
 
-    def init_state(self, batch: Batch, num_samples: int, latent: str = "prior") -> torch.Tensor:
-        """First decoder state for `num_samples` outputs per source: [1, batch * num_samples, decoder]."""
+    def init_state(self, batch: Batch, num_samples: int, latent: str = "prior", noise: float = 0.0) -> torch.Tensor:
+        """First decoder state for `num_samples` outputs per source: [layers, batch * num_samples, decoder].
+
+        noise > 0: each output's context vector gets its own N(0, noise^2) perturbation (SEQ2SEQ+noise).
+        """
         ctx = self.encoder.source(batch).repeat_interleave(num_samples, 0)
-        return self.decoder.init_state(ctx)
+        return self.decoder.init_state(ctx + noise * torch.randn_like(ctx) if noise else ctx)
 
     def step(self, tokens: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One decoding step: tokens [n] -> logits [n, vocab] and the next state."""
@@ -76,8 +87,9 @@ class LanguageModel(Seq2Seq):
     def log_likelihood(self, batch: Batch, num_samples: int = 1) -> torch.Tensor:
         return self.prefix_log_prob(batch.target, batch.target_lens)
 
-    def init_state(self, batch: Batch, num_samples: int, latent: str = "prior") -> torch.Tensor:
-        return self.decoder.init_state(self._cond(batch.size * num_samples))
+    def init_state(self, batch: Batch, num_samples: int, latent: str = "prior", noise: float = 0.0) -> torch.Tensor:
+        cond = self._cond(batch.size * num_samples)
+        return self.decoder.init_state(cond + noise * torch.randn_like(cond) if noise else cond)
 
     def prefix_log_prob(self, target: torch.Tensor, target_lens: torch.Tensor) -> torch.Tensor:
         """log p(y_1..y_k) for rows of <bos> y_1..y_k (padded): [n]. MMI-antiLM scores the first gamma tokens."""

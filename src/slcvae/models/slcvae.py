@@ -6,6 +6,11 @@ estimate of the "best encoder" for the current decoder. Training alternates two 
     label  phase   min_g  -log p(y | x, z* = g(x, y))      decoder and CVAE frozen (recovery loss)
     cvae   phase   min    -ELBO + lambda * D(q(z|x,y), z*)  z* held fixed            (labeling loss)
 
+lambda follows the run, not a step count tuned to one corpus: g trains from step 0, lambda stays 0
+until the decoder reads x (the x-gap, `watch_x_gap`, stops growing) or `start_by` of the run's step
+or time budget is spent, whichever comes first, at step s; then it rises linearly to its full value
+at (1 + ramp) s.
+
 D is configurable (SLCVAEConfig.distance):
     nll        -log q(z*|x,y)          pulls the mean to z* and scales the variance to fit
     mean_sq    |mu_q - z*|^2
@@ -63,12 +68,32 @@ def frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
+def x_gap_plateaued(means: torch.Tensor, gap: float, step: int, plateau: float, min_step: int = 100) -> bool:
+    """Update the x-gap's running means in place, [recent, last half of the run]; True once it stopped growing.
+
+    recent: time constant ~20 steps (a plain mean before that); half: time constant step / 2, so it
+    averages the last half of the run whatever its length. "Stopped growing": recent - half <
+    plateau * recent, i.e. under `plateau` growth over the last half of the run. A linearly growing
+    gap keeps recent ~ 2 half and never triggers; a saturating one triggers soon after it flattens.
+    Not before `min_step` (the means need some steps) nor while the gap is ~0 (the decoder reads
+    nothing yet: 0.01 nats per token).
+    """
+    means[0] += max(0.05, 1.0 / (step + 1)) * (gap - means[0])
+    means[1] += 2.0 / (step + 2) * (gap - means[1])
+    recent, half = float(means[0]), float(means[1])
+    return step >= min_step and recent > 0.01 and recent - half < plateau * recent
+
+
 class SLCVAE(CVAE):
     phases = ("cvae", "label")
 
     def __init__(self, vocab: int, cfg: Config, unk_id: int):
         super().__init__(vocab, cfg, unk_id)
         self.labeler = Labeler(vocab, cfg)
+        # The run's own schedule state, saved with the weights (exact resume; DDP broadcasts rank 0's):
+        # the step lambda started rising (-1: not yet) and two running means of the x-gap (XGap).
+        self.register_buffer("start_step", torch.tensor(-1, dtype=torch.long))
+        self.register_buffer("x_gap", torch.zeros(2, dtype=torch.float64))  # [recent, last half of the run]
 
     def optimizer_groups(self, lr: float) -> dict[str, dict]:
         label = set(self.labeler.parameters())
@@ -78,28 +103,57 @@ class SLCVAE(CVAE):
             "label": {"params": list(self.labeler.parameters()), "lr": self.cfg.slcvae.label_lr or lr},
         }
 
-    def label_weight(self, step: int) -> float:
-        """lambda at `step`: 0 during warm-up, then constant or falling linearly to 0 over `label_decay_steps`."""
+    def started_at(self) -> int:
+        """The step lambda starts rising: warmup_steps, or for start = "auto" the step the x-gap plateaued (-1: not yet)."""
         s = self.cfg.slcvae
-        if step < s.warmup_steps:
+        return s.warmup_steps if s.start == "steps" else int(self.start_step)
+
+    def label_weight(self, step: int) -> float:
+        """lambda at `step`: 0 before the start s, a linear ramp to label_weight at (1 + ramp) s, then constant
+        or a linear decay to 0 over label_decay_steps; times beta(step) with kl_ramp."""
+        s = self.cfg.slcvae
+        start = self.started_at()
+        if start < 0 or step < start:
             return 0.0
-        if s.label_decay_steps <= 0:
-            return s.label_weight
-        return s.label_weight * max(0.0, 1.0 - (step - s.warmup_steps) / s.label_decay_steps)
+        full = start + round(s.ramp * start)
+        weight = s.label_weight * (min(1.0, (step - start) / (full - start)) if step < full else 1.0)
+        if s.label_decay_steps > 0 and step > full:
+            weight *= max(0.0, 1.0 - (step - full) / s.label_decay_steps)
+        return weight * (self.kl_weight(step) if s.kl_ramp else 1.0)
+
+    def labels_done(self, step: int) -> bool:
+        """A decaying lambda that reached 0 for good: labels are unused from here on."""
+        s = self.cfg.slcvae
+        start = self.started_at()
+        return s.label_decay_steps > 0 and start >= 0 and step >= start + round(s.ramp * start) + s.label_decay_steps
 
     def phases_at(self, step: int) -> list[str]:
-        """CVAE only during warm-up; then, every `label_every` steps, labeling updates before the CVAE update.
+        """Every `label_every` steps, `label_steps` labeling updates, then the CVAE update.
 
-        Once a decaying lambda reaches 0 the labels are unused, so the labeling phase stops too.
+        The labeling network trains from step 0 (train_labeler_early) or from the start of lambda;
+        once a decaying lambda reaches 0 the labeling phase stops too.
         """
         s = self.cfg.slcvae
-        if self.label_weight(step) == 0.0 or (step - s.warmup_steps) % s.label_every:
+        started = self.started_at() >= 0 and step >= self.started_at()
+        if self.labels_done(step) or not (started or s.train_labeler_early) or step % s.label_every:
             return ["cvae"]
         return ["label"] * s.label_steps + ["cvae"]
 
+    def observe(self, step: int, progress: float) -> None:
+        """start = "auto": a run whose x-gap has not flattened by `start_by` of its budget starts lambda anyway,
+        so labels act in short runs too (in a 1-minute run the decoder reads x long before the gap flattens)."""
+        if self.cfg.slcvae.start == "auto" and self.start_step < 0 and progress >= self.cfg.slcvae.start_by:
+            self.start_step.fill_(step)
+
     def selectable(self, step: int) -> bool:
-        # during warm-up there are no labels yet: a plain CVAE's low-KL -ELBO would always win
-        return step >= self.cfg.slcvae.warmup_steps
+        # until lambda is at full strength the objective is still changing: a plain CVAE's low-KL -ELBO would always win
+        start = self.started_at()
+        return start >= 0 and step >= start + round(self.cfg.slcvae.ramp * start)
+
+    def schedule(self, step: int) -> dict[str, float | None]:
+        """What the summary of a run at `step` reports: where lambda started rising (None: not by `step`)."""
+        start = self.started_at()
+        return {"label_start_step": start if 0 <= start <= step else None, "x_gap": float(self.x_gap[0])}
 
     def distance(self, out: dict, z_star: torch.Tensor) -> torch.Tensor:
         """D(q(z|x,y), z*): [batch]."""
@@ -114,13 +168,30 @@ class SLCVAE(CVAE):
         if phase == "label":
             return self.recovery(batch)
         out, losses = self.elbo(batch, step)
+        if self.training and self.cfg.slcvae.start == "auto" and self.start_step < 0:
+            losses["x_gap"] = self.watch_x_gap(batch, out, losses["rec"], step)
         with torch.no_grad():  # z* is a fixed target in this phase
             z_star = self.labeler(batch, out["ctx"], out["y"])
         losses["label"] = self.distance(out, z_star).mean()
-        weight = self.label_weight(step)  # 0 during warm-up: an untrained g gives random labels that q would chase
+        weight = self.label_weight(step)  # 0 until the decoder reads x: earlier labels would carry x's content into z
         if weight > 0:
             losses["loss"] = losses["loss"] + weight * losses["label"]
         return {**out, "z_star": z_star}, losses
+
+    @torch.no_grad()
+    def watch_x_gap(self, batch: Batch, out: dict, rec: torch.Tensor, step: int) -> torch.Tensor:
+        """The x-gap: how much worse the decoder reconstructs y from another row's context, per token.
+
+        It grows while the decoder learns to read x and flattens once it has; lambda may start then
+        (finding 2 in docs/design.md: labels that arrive earlier carry x's content into z). Two running
+        means (`x_gap_plateaued`) make "stopped growing" mean the same at any budget.
+        """
+        ctx = out["ctx"].roll(1, 0)  # every row gets its neighbour's context, same z and target
+        other = self.decoder.nll(torch.cat([ctx, out["z"]], -1), batch.target, batch.target_lens).mean()
+        gap = ((other - rec) / (batch.target_lens - 1).float().mean()).double()
+        if x_gap_plateaued(self.x_gap, float(gap), step, self.cfg.slcvae.plateau):
+            self.start_step.fill_(step + 1)
+        return gap.float()
 
     def recovery(self, batch: Batch) -> tuple[dict, dict[str, torch.Tensor]]:
         """Labeling phase: reconstruct y from (x, z*) through the frozen decoder; only g learns."""

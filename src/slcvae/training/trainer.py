@@ -26,7 +26,7 @@ from slcvae.errors import InputError, TrainingDiverged
 from slcvae.evaluation.latent import active_units, mutual_information
 from slcvae.models import Seq2Seq, build_model
 from slcvae.training import distributed
-from slcvae.training.checkpoint import save_atomic, write_text_atomic
+from slcvae.training.checkpoint import load_checkpoint, save_atomic, write_text_atomic
 
 console = Console(stderr=True)
 
@@ -37,6 +37,7 @@ class TrainState:
     epoch: int = 0
     batch_in_epoch: int = 0  # position inside the epoch's deterministic batch order
     best: float = math.inf  # best validation -ELBO so far (among checkpoints the model allows)
+    stale: int = 0  # validations since the best one (among those the model allows): early stopping counts these
     seconds: float = 0.0  # training wall time over all (resumed) runs
 
 
@@ -52,6 +53,8 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
     Returns the summary also written to `out_dir/summary.json`.
     """
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, None, "--out names a file; it must be a folder (new, or a run to --resume)")
     train_examples, valid_examples = read_pairs(train_path), read_pairs(valid_path)
     if resume:
         if not (out_dir / "last.pt").is_file():
@@ -85,7 +88,7 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
     if ctx.world > 1:
         torch.manual_seed(cfg.train.seed + 1000 * ctx.rank)  # but different z noise per rank
     if resume:
-        ckpt = torch.load(out_dir / "last.pt", weights_only=True, map_location=ctx.device)
+        ckpt = load_checkpoint(out_dir / "last.pt", ctx.device)
         model.load_state_dict(ckpt["model"])
         for name, opt in optims.items():
             opt.load_state_dict(ckpt["optimizers"][name])
@@ -113,6 +116,11 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
 
     mark = time.monotonic()
 
+    def budget_spent(step: int, seconds: float) -> float:
+        """Share of the budget spent: the larger of steps / max_steps and training time / max_minutes."""
+        by_time = seconds / (t.max_minutes * 60) if t.max_minutes > 0 else 0.0
+        return min(1.0, max(step / max(1, t.max_steps), by_time))
+
     def checkpoint() -> None:
         nonlocal metrics, mark
         rng = distributed.gather_rng(ctx)  # before validation, which runs on rank 0 only
@@ -124,7 +132,9 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
         mark = time.monotonic()
         improved = model.selectable(state.step) and metrics["elbo"] < state.best
         if improved:
-            state.best = metrics["elbo"]
+            state.best, state.stale = metrics["elbo"], 0
+        elif model.selectable(state.step):
+            state.stale += 1
         ckpt = {
             "model": model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in optims.items()},
@@ -160,6 +170,7 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
                 rows = batches[state.batch_in_epoch][ctx.rank :: ctx.world]  # this rank's share of the global batch
                 batch = collate(train_data, rows, tokenizer).to(ctx.device)
                 model.train()
+                model.observe(state.step, budget_spent(state.step, state.seconds + time.monotonic() - mark))
                 for phase in model.phases_at(state.step):
                     _, losses = net(batch, step=state.step, phase=phase)
                     if not torch.isfinite(losses["loss"]):
@@ -191,6 +202,8 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
                 stop = state.step >= t.max_steps or distributed.any_rank(time.monotonic() > deadline, ctx)
                 if stop or state.step % t.eval_every == 0:
                     checkpoint()
+                    converged = t.patience > 0 and state.stale >= t.patience  # rank 0 validated: it decides
+                    stop = stop or distributed.any_rank(converged and ctx.main, ctx)
                 if stop:
                     break
             else:
@@ -205,14 +218,41 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
         "epochs": state.epoch + state.batch_in_epoch / max(1, math.ceil(len(train_data) / t.batch_size)),
         "train_seconds": round(state.seconds, 1),
         "valid": metrics,
-        "best_valid_elbo": state.best,
+        "best_valid_elbo": state.best if math.isfinite(state.best) else None,  # None: no best.pt (see warnings)
+        "early_stopped": t.patience > 0 and state.stale >= t.patience,
         "train_pairs": len(train_data),
         "vocab": tokenizer.vocab_size,
         "parameters": sum(p.numel() for p in model.parameters()),
+        **model.schedule(state.step),
+        "warnings": run_warnings(model, metrics, state),
     }
     if ctx.main:
-        write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        for warning in summary["warnings"]:
+            console.print(f"[yellow]warning: {warning}")
+        write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     return summary
+
+
+# Below this KL (nats per source) the posterior is the prior: the decoder ignores z (KL vanishing).
+KL_VANISHED = 0.1
+
+
+def run_warnings(model: Seq2Seq, metrics: dict[str, float], state: TrainState) -> list[str]:
+    """Plain statements about a finished run that a user would otherwise only find in the logs."""
+    warnings = []
+    if model.has_latent and metrics.get("kl", math.inf) < KL_VANISHED:
+        warnings.append(
+            f"KL stayed near zero ({metrics['kl']:.3g} nats at step {state.step}): the decoder ignores z, "
+            "so samples from the prior will be alike (KL vanishing)"
+        )
+    if model.schedule(state.step).get("label_start_step", 0) is None:
+        warnings.append(
+            f"the run ended at step {state.step}, before the labeling loss started: it trained as a plain CVAE "
+            "(give it more steps or minutes)"
+        )
+    if not math.isfinite(state.best):
+        warnings.append("no checkpoint was eligible as best.pt; generate and evaluate will use last.pt")
+    return warnings
 
 
 @torch.no_grad()
@@ -263,12 +303,13 @@ def load_model_dir(model_dir: Path, checkpoint: str = "best") -> tuple[Seq2Seq, 
     """A trained model, its tokenizer and config from a `slcvae train --out` folder, in eval mode."""
     model_dir = Path(model_dir)
     path = model_dir / f"{checkpoint}.pt"
-    if not path.is_file() and (model_dir / "last.pt").is_file():
-        raise InputError(path, 1, "no best checkpoint: every validation so far came during the warm-up; use --checkpoint last")
+    if checkpoint == "best" and not path.is_file() and (model_dir / "last.pt").is_file():
+        console.print(f"[yellow]{path} does not exist (no validation was eligible as best); using last.pt")
+        path = model_dir / "last.pt"
     if not path.is_file():
         raise InputError(path, 1, "no such checkpoint (is this a folder written by `slcvae train`?)")
     cfg = Config.load(model_dir / "config.json")
     tokenizer = TextTokenizer.load(model_dir)
     model = build_model(cfg, tokenizer.vocab_size, tokenizer.unk_id)
-    model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu")["model"])
+    model.load_state_dict(load_checkpoint(path)["model"])
     return model.eval(), tokenizer, cfg

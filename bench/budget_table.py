@@ -1,0 +1,87 @@
+"""The budget study's table (issue 10): mode coverage and friends per budget and model, from finished compare sweeps.
+
+    python bench/budget_table.py configs/compare/budget-synth-{1,3,10}.toml --out docs/results/budget
+
+Reads each spec's `results.json` and every run's `summary.json` (for the steps, KL and the step where
+SLCVAE's labeling loss started), prints one markdown table (mean ± sample std over seeds) and writes
+`budget.md` and `budget.json` (every run's numbers) under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from slcvae.evaluation.compare import load_spec
+
+COLUMNS = [  # (key, header, digits)
+    ("mode_coverage", "mode cov", 3),
+    ("mode_precision", "mode P", 3),
+    ("bleu_recall", "BLEU-R", 3),
+    ("distinct_2", "Dist-2", 3),
+    ("kl", "KL", 2),
+    ("steps", "steps", 0),
+    ("label_start_step", "labels from step", 0),
+]
+
+
+def cell(values: list[float], digits: int) -> str:
+    if not values:
+        return "–"
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def collect(spec_path: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """{model: {seed: metrics}} with the run summary's steps, validation KL and label start merged in."""
+    spec = load_spec(spec_path)
+    results = json.loads((spec.out / "results.json").read_text(encoding="utf-8"))["results"]
+    runs: dict[str, dict[str, dict[str, float]]] = {}
+    for name, seeds in results.items():
+        for seed, metrics in seeds.items():
+            summary = json.loads((spec.run_dir(name, int(seed)) / "summary.json").read_text(encoding="utf-8"))
+            keep = {k: metrics[k] for k in ("mode_coverage", "mode_precision", "bleu_recall", "distinct_2") if k in metrics}
+            keep |= {
+                "steps": summary["steps"],
+                "kl": summary["valid"].get("kl"),
+                "label_start_step": summary.get("label_start_step"),
+            }
+            runs.setdefault(name, {})[seed] = keep
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("specs", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    rows, data = [], {}
+    header = "| corpus, budget | model | " + " | ".join(h for _, h, _ in COLUMNS) + " |"
+    rows += [header, "|---|---|" + "---:|" * len(COLUMNS)]
+    for path in args.specs:
+        spec = load_spec(path)
+        budget = f"{spec.max_minutes:g} min" if spec.max_minutes else f"{spec.max_steps} steps"
+        runs = collect(path)
+        data[str(path)] = {"budget": budget, "train": str(spec.train), "runs": runs}
+        for name, seeds in runs.items():
+            cells = []
+            for key, _, digits in COLUMNS:
+                values = [m[key] for m in seeds.values() if m.get(key) is not None]
+                cells.append(
+                    cell(values, digits) + (f" ({len(values)}/{len(seeds)})" if key == "label_start_step" and values else "")
+                )
+            rows.append(f"| {spec.train.parent.name}, {budget} | {name} | " + " | ".join(cells) + " |")
+    table = "\n".join(rows) + "\n"
+    print(table)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "budget.md").write_text(table, encoding="utf-8")
+        (args.out / "budget.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
