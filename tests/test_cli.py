@@ -252,8 +252,9 @@ def test_file_faults_are_one_line_errors(tmp_path, synth_dir, monkeypatch):
     assert invoke("train", "--model", "cvae", *data, "--out", run, "--max-steps", 2, *TINY).exit_code == 0
     gen = ["generate", "--model-dir", run, "--input", synth_dir / "test.jsonl", "--checkpoint", "last"]
     assert_one_line_error(invoke(*gen, "--output", tmp_path), str(tmp_path), "names a folder")
-    monkeypatch.setattr("slcvae.training.checkpoint.os.replace", _disk_full)
-    assert_one_line_error(invoke(*gen, "--output", tmp_path / "p.jsonl"), "p.jsonl", "No space left on device")
+    monkeypatch.setattr("slcvae.io.os.replace", _disk_full)  # every file the tool writes goes through slcvae.io
+    full = invoke("train", "--model", "cvae", *data, "--out", tmp_path / "full", "--max-steps", 2, *TINY)
+    assert_one_line_error(full, "config.json", "No space left on device")
     monkeypatch.undo()
     assert invoke(*gen, "--output", tmp_path / "p.jsonl").exit_code == 0
     (run / "last.pt").write_bytes((run / "last.pt").read_bytes()[:1000])  # truncated, as by a kill mid-copy
@@ -268,3 +269,31 @@ def test_file_faults_are_one_line_errors(tmp_path, synth_dir, monkeypatch):
 
 def _disk_full(src, dst):
     raise OSError(28, "No space left on device", str(dst))
+
+
+def test_generate_streams_in_chunks_and_resumes_a_partial_output(tmp_path, synth_dir):
+    """A torn partial output (a crash mid-write) resumed with --resume equals an uninterrupted output."""
+    run = tmp_path / "run"
+    r = invoke("train", "--model", "cvae", "--train", synth_dir / "train.tsv", "--valid", synth_dir / "valid.jsonl",
+               "--out", run, "--max-steps", 4, *TINY)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    full, part = tmp_path / "full.jsonl", tmp_path / "part.jsonl"
+    args = ["generate", "--model-dir", run, "--input", synth_dir / "test.jsonl", "--num-samples", 3, "--decode", "sample",
+            "--batch-size", 10, "--checkpoint", "last"]  # fmt: skip
+    assert invoke(*args, "--output", full).exit_code == 0
+    lines = full.read_text().splitlines(keepends=True)
+    assert len(lines) == 48
+    part.write_text("".join(lines[:23]) + lines[23][:17])  # 23 whole lines, then a torn one
+    r = invoke(*args, "--output", part, "--resume")
+    assert r.exit_code == 0, r.output
+    assert "resumed after 20" in r.output  # back to the chunk boundary: chunk 2 is redone with its own seed
+    assert part.read_text() == full.read_text()
+    # a partial output of another input is refused, naming the line
+    part.write_text(json.dumps({"source": "something else", "samples": ["x"]}) + "\n")
+    r = invoke(*args, "--output", part, "--resume")
+    assert r.exit_code == 2 and "part.jsonl:1: --resume: this line's source is not the input's" in r.output
+    # a held output file is refused, naming the holder
+    lock = full.with_name("full.jsonl.lock")
+    lock.write_text(json.dumps({"pid": 1, "host": __import__("socket").gethostname(), "started": "now", "command": "x"}))
+    r = invoke(*args, "--output", full)
+    assert r.exit_code == 2 and "in use by process 1" in r.output

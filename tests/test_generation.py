@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from slcvae.generation.decode import beam_search, mmi_rerank, sample_loop, sample_tokens
-from slcvae.generation.processors import Temperature, TopK, TopP
+from slcvae.generation.processors import MinNewTokens, NoRepeatNGram, RepetitionPenalty, SuppressTokens, Temperature, TopK, TopP
 
 EOS = 3
 # vocabulary: 0 pad, 1 unk, 2 bos, 3 eos, 4 a, 5 b; every step: eos 0.5, a 0.3, b 0.2
@@ -47,13 +47,34 @@ def test_beam_search_n_best_by_length_normalized_score():
 
 def test_processors():
     logits = torch.tensor([[math.log(0.5), math.log(0.3), math.log(0.2)]])
-    assert torch.isinf(TopK(2)(logits)).tolist() == [[False, False, True]]
-    assert torch.isinf(TopP(0.7)(logits)).tolist() == [[False, False, True]]
-    assert torch.isinf(TopP(0.5)(logits)).tolist() == [[False, True, True]]
-    assert torch.isinf(TopP(1.0)(logits)).sum() == 0
-    assert torch.allclose(Temperature(2.0)(logits), logits / 2)
+    none = torch.zeros(1, 0, dtype=torch.long)
+    assert torch.isinf(TopK(2)(none, logits)).tolist() == [[False, False, True]]
+    assert torch.isinf(TopP(0.7)(none, logits)).tolist() == [[False, False, True]]
+    assert torch.isinf(TopP(0.5)(none, logits)).tolist() == [[False, True, True]]
+    assert torch.isinf(TopP(1.0)(none, logits)).sum() == 0
+    assert torch.allclose(Temperature(2.0)(none, logits), logits / 2)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         Temperature(0.0)
+
+
+def test_ban_processors():
+    """Exact masks on a 6-word vocabulary; ids are what each row generated so far."""
+    logits = torch.tensor([[2.0, -1.0, 0.5, 1.0, 0.0, 3.0], [2.0, -1.0, 0.5, 1.0, 0.0, 3.0]])
+    ids = torch.tensor([[4, 5, 4], [5, 5, 1]])
+    banned = torch.isinf(SuppressTokens([1])(ids, logits))
+    assert banned.tolist() == [[False, True, False, False, False, False]] * 2
+    # row 0 has "4 5" and ends in 4: 5 would repeat the bigram; row 1 ends in 1, no bigram "1 ?" yet
+    assert torch.isinf(NoRepeatNGram(2)(ids, logits)).nonzero().tolist() == [[0, 5]]
+    assert torch.isinf(NoRepeatNGram(1)(ids, logits)).nonzero().tolist() == [[0, 4], [0, 5], [1, 1], [1, 5]]
+    assert torch.isinf(NoRepeatNGram(4)(ids, logits)).sum() == 0  # shorter than the n-gram
+    assert torch.isinf(MinNewTokens(4, eos_id=3)(ids, logits)).nonzero().tolist() == [[0, 3], [1, 3]]
+    assert torch.equal(MinNewTokens(3, eos_id=3)(ids, logits), logits)
+    penalized = RepetitionPenalty(2.0)(ids, logits)
+    assert penalized[0].tolist() == [2.0, -1.0, 0.5, 1.0, 0.0, 1.5]  # 5: 3 / 2; 4: 0 stays 0
+    assert penalized[1].tolist() == [2.0, -2.0, 0.5, 1.0, 0.0, 1.5]  # 1: -1 * 2
+    for bad, match in [(lambda: NoRepeatNGram(0), "no_repeat_ngram_size"), (lambda: RepetitionPenalty(0), "repetition")]:
+        with pytest.raises(ValueError, match=match):
+            bad()
 
 
 def test_finished_rows_leave_the_batch_without_changing_outputs():

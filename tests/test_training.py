@@ -55,8 +55,46 @@ def test_refuses_to_overwrite_and_to_resume_nothing(tmp_path, synth_dir):
     train(tiny("cvae", "train.max_steps=2"), tr, va, tmp_path / "run")
     with pytest.raises(InputError, match="already holds a run"):
         train(tiny("cvae", "train.max_steps=2"), tr, va, tmp_path / "run")
-    with pytest.raises(InputError, match="holds model 'cvae'"):
+    with pytest.raises(InputError, match="model: 'cvae' -> 'seq2seq'"):
         train(tiny("seq2seq", "train.max_steps=2"), tr, va, tmp_path / "run", resume=True)
+
+
+def test_resume_refuses_another_config_or_data(tmp_path, synth_dir):
+    """--resume used to ignore a changed --set or training file silently; now it names the difference."""
+    tr, va = synth_dir / "train.tsv", synth_dir / "valid.jsonl"
+    train(tiny("cvae", "train.max_steps=2"), tr, va, tmp_path / "run")
+    with pytest.raises(InputError, match=r"cvae\.word_dropout: 0\.0 -> 0\.1; train\.lr: 0\.001 -> 0\.002"):
+        train(tiny("cvae", "train.max_steps=4", "train.lr=0.002", "cvae.word_dropout=0.1"), tr, va, tmp_path / "run", resume=True)
+    changed = tmp_path / "train.tsv"
+    changed.write_text(tr.read_text(encoding="utf-8") + "one more source\tone more target\n", encoding="utf-8")
+    with pytest.raises(InputError, match="differs from the train data of this run"):
+        train(tiny("cvae", "train.max_steps=4"), changed, va, tmp_path / "run", resume=True)
+    summary = train(tiny("cvae", "train.max_steps=4"), tr, va, tmp_path / "run", resume=True)  # a larger budget is fine
+    assert summary["steps"] == 4
+
+
+def test_output_lock_names_the_holder_and_recovers_stale_locks(tmp_path, synth_dir, capsys):
+    import os
+    import subprocess
+    import sys
+
+    tr, va = synth_dir / "train.tsv", synth_dir / "valid.jsonl"
+    run = tmp_path / "run"
+    run.mkdir()
+    lock = run / ".lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        host = os.uname().nodename
+        lock.write_text(json.dumps({"pid": holder.pid, "host": host, "started": "now", "command": "slcvae train ..."}))
+        with pytest.raises(InputError, match=f"in use by process {holder.pid} on {host}"):
+            train(tiny("cvae", "train.max_steps=2"), tr, va, run)
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its lock is stale, taken over with a message, and released at the end
+    train(tiny("cvae", "train.max_steps=2"), tr, va, run)
+    assert f"recovered a stale lock of process {holder.pid}" in capsys.readouterr().err
+    assert not lock.exists() and (run / "last.pt").is_file()
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, synth_dir, monkeypatch):

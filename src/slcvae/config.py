@@ -104,7 +104,9 @@ class Config:
         return dataclasses.asdict(self)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        from slcvae.io import write_json_atomic  # io imports errors only; kept local so config stays the bottom layer
+
+        write_json_atomic(path, self.to_dict())
 
     @classmethod
     def load(cls, path: Path) -> Config:
@@ -203,6 +205,23 @@ def parse_set(item: str) -> tuple[str, str, Any]:
     except tomllib.TOMLDecodeError:
         value = text.strip()
     return section, key, value
+
+
+# what a resumed run may change: its budget and how it is displayed and placed (training/trainer.py, compare)
+RESUME_FREE = ("max_steps", "max_minutes", "progress", "tensorboard", "threads", "device")
+
+
+def config_diff(saved: Config, wanted: Config, free: tuple[str, ...] = RESUME_FREE) -> list[str]:
+    """`section.key: saved -> wanted` for every field that differs, except the train fields in `free`."""
+    a, b = saved.to_dict(), wanted.to_dict()
+    for d in (a, b):
+        for key in free:
+            d["train"].pop(key, None)
+    diff = [] if a["model_name"] == b["model_name"] else [f"model: {a['model_name']!r} -> {b['model_name']!r}"]
+    for section, values in b.items():
+        if isinstance(values, dict):
+            diff += [f"{section}.{k}: {a[section].get(k)!r} -> {v!r}" for k, v in values.items() if a[section].get(k) != v]
+    return diff
 
 
 def build_config(model_name: str, config_file: Path | None = None, sets: list[str] | tuple[str, ...] = ()) -> Config:

@@ -21,8 +21,8 @@ from slcvae.data.corpus import read_corpus
 from slcvae.data.synth import synth
 from slcvae.evaluation import evaluate_texts
 from slcvae.generation import GenerateConfig, generate
+from slcvae.io import write_text_atomic
 from slcvae.training import load_model_dir, train
-from slcvae.training.checkpoint import write_text_atomic
 
 MODELS = ("seq2seq", "cvae", "cvae-bow", "slcvae")
 COLUMNS = [  # (key, header)

@@ -1,10 +1,11 @@
-"""`slcvae` command line: synth, prepare, train, generate, evaluate, compare, human-eval, demo, bench.
+"""`slcvae` command line: synth, prepare, train, generate, evaluate, compare, human-eval, demo, serve, export, bench.
 
 Bad input never shows a traceback: one line `FILE:LINE: what is wrong` on stderr, exit code 2.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -131,22 +132,26 @@ def generate(
     latent: Annotated[str, typer.Option(help="prior: z ~ p(z|x) | posterior: z ~ q(z|x,y)")] = "prior",
     noise: Annotated[float, typer.Option(help="seq2seq + noise: std of Gaussian noise on the context vector (0 = off)")] = 0.0,
     checkpoint: Annotated[str, typer.Option(help="best | last")] = "best",
-    seed: Annotated[int, typer.Option(help="seed for z and token sampling")] = 1234,
+    seed: Annotated[
+        int, typer.Option(help="seed for z and token sampling (chunk c of --batch-size sources uses seed + c)")
+    ] = 1234,
     device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N | auto")] = "cpu",
+    batch_size: Annotated[int, typer.Option(help="sources per forward pass and per flushed chunk of output (memory)")] = 64,
+    resume: Annotated[bool, typer.Option(help="continue a partial --output: keep its complete lines, generate the rest")] = False,
 ):
-    """Generate N outputs per source."""
+    """Generate N outputs per source, written as they are made (one line per source, flushed per chunk)."""
     from slcvae.data.corpus import read_corpus
     from slcvae.generation import GenerateConfig
     from slcvae.generation import generate as run
+    from slcvae.io import OutputLock
     from slcvae.training import load_model_dir
-    from slcvae.training.checkpoint import write_text_atomic
     from slcvae.training.distributed import resolve_device
 
     if checkpoint not in ("best", "last"):
         raise InputError("--checkpoint", None, f"must be best or last, got {checkpoint!r}")
     gen = GenerateConfig(
         num_samples, decode, temperature, top_k, top_p, beam_size, beam_groups, diversity, str(lm or ""), mmi_weight,
-        mmi_tokens, latent, noise, seed=seed,
+        mmi_tokens, latent, noise, batch_size=batch_size, seed=seed,
     )  # fmt: skip
     gen.validate()
     if output.is_dir():
@@ -155,13 +160,46 @@ def generate(
     model, tokenizer, cfg = load_model_dir(model_dir, checkpoint)
     model.to(resolve_device(device))
     anti_lm = load_lm(lm, tokenizer) if decode == "mmi" else None
-    outputs = run(model, tokenizer, examples, cfg.data, gen, anti_lm)
-    lines = (
-        json.dumps({"source": ex.source_text, "samples": s}, ensure_ascii=False) for ex, s in zip(examples, outputs, strict=True)
-    )
     output.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(output, "".join(line + "\n" for line in lines))
-    print(f"wrote {len(outputs)} sources x {num_samples} samples to {output}", file=sys.stderr)
+    with OutputLock.file(output):
+        # resume at a chunk boundary, so chunk c is always made with seed + c: a resumed file equals an uninterrupted one
+        first = (kept_lines(output, examples) if resume else 0) // batch_size
+        keep = (
+            len("".join(output.read_text(encoding="utf-8").splitlines(keepends=True)[: first * batch_size]).encode())
+            if first
+            else 0
+        )
+        with open(output, "r+b" if first else "wb") as f:
+            f.truncate(keep)
+            f.seek(keep)
+            for c in range(first, -(-len(examples) // batch_size)):
+                chunk = examples[c * batch_size : (c + 1) * batch_size]
+                outputs = run(model, tokenizer, chunk, cfg.data, dataclasses.replace(gen, seed=seed + c), anti_lm)
+                for ex, samples in zip(chunk, outputs, strict=True):
+                    f.write((json.dumps({"source": ex.source_text, "samples": samples}, ensure_ascii=False) + "\n").encode())
+                f.flush()
+    how = f" (resumed after {first * batch_size})" if resume else ""
+    print(f"wrote {len(examples)} sources x {num_samples} samples to {output}{how}", file=sys.stderr)
+
+
+def kept_lines(output: Path, examples) -> int:
+    """How many leading lines of a partial --output are complete and match the input's sources, in order."""
+    if not output.is_file():
+        return 0
+    count = 0
+    for line in output.read_text(encoding="utf-8").splitlines(keepends=True):
+        if not line.endswith("\n") or count >= len(examples):
+            break
+        try:
+            source = json.loads(line).get("source")
+        except (ValueError, AttributeError):
+            break
+        if source != examples[count].source_text:
+            raise InputError(
+                output, count + 1, "--resume: this line's source is not the input's; the output belongs to another input"
+            )
+        count += 1
+    return count
 
 
 def load_lm(lm_dir: Path | None, tokenizer):
@@ -278,6 +316,51 @@ def demo(
     if workers < 1:
         raise InputError("--workers", None, f"must be >= 1, got {workers}")
     run(out, max_minutes, workers)
+
+
+@app.command(epilog="Example: slcvae serve --model-dir runs/demo/models/slcvae --port 8000   (then open http://127.0.0.1:8000/)")
+@boundary
+def serve(
+    model_dir: Annotated[Path, typer.Option(help="a `slcvae train --out` folder or a folder written by `slcvae export`")],
+    host: Annotated[str, typer.Option(help="address to listen on; 127.0.0.1 keeps it on this machine")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N | auto")] = "cpu",
+    checkpoint: Annotated[str, typer.Option(help="run folders: best (falls back to last) or last")] = "best",
+    max_batch_sources: Annotated[int, typer.Option(help="sources decoded in one forward pass, across requests")] = 256,
+    max_wait_ms: Annotated[float, typer.Option(help="how long a batch waits for more requests")] = 5.0,
+    threads: Annotated[int, typer.Option(help="torch threads for generation (0 = torch's default)")] = 0,
+):
+    """Serve a model over HTTP: POST /v1/generate (batched), GET /health, GET /v1/model, a web page at /, docs at /docs."""
+    import torch
+    import uvicorn
+
+    from slcvae.generator import Generator
+    from slcvae.serving.app import ServeConfig, create_app
+
+    if not 0 < port < 65536:
+        raise InputError("--port", None, f"must be in 1..65535, got {port}")
+    if max_batch_sources < 1 or max_wait_ms < 0:
+        raise InputError(
+            "--max-batch-sources", None, f"needs >= 1 sources and --max-wait-ms >= 0, got {max_batch_sources}, {max_wait_ms}"
+        )
+    if threads:
+        torch.set_num_threads(threads)
+    gen = Generator.from_pretrained(model_dir, checkpoint=checkpoint, device=device)
+    cfg = ServeConfig(max_batch_sources=max_batch_sources, max_wait_ms=max_wait_ms)
+    uvicorn.run(create_app(gen, cfg, name=model_dir.name), host=host, port=port, log_level="warning")
+
+
+@app.command(epilog="Example: slcvae export --model-dir runs/demo/models/slcvae --out models/demo-slcvae")
+@boundary
+def export(
+    model_dir: Annotated[Path, typer.Option(help="a `slcvae train --out` folder")],
+    out: Annotated[Path, typer.Option(help="the self-contained model folder to write (safetensors + JSON)")],
+    checkpoint: Annotated[str, typer.Option(help="best (falls back to last) or last")] = "best",
+):
+    """Write a run's model as a self-contained folder for `slcvae.Generator.from_pretrained` (no optimizer, no pickles)."""
+    from slcvae.generator import Generator
+
+    print(Generator.from_pretrained(model_dir, checkpoint=checkpoint).save_pretrained(out))
 
 
 @app.command(epilog="Example: slcvae bench --json --threads 2")

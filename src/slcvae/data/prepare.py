@@ -20,7 +20,7 @@ from pathlib import Path
 
 from slcvae.data.corpus import iter_json_objects, iter_lines
 from slcvae.errors import InputError
-from slcvae.training.checkpoint import write_text_atomic
+from slcvae.io import write_text_atomic
 
 CORPORA = ("dailydialog", "webnlg", "advertisegen")
 

@@ -13,7 +13,7 @@ import json
 import random
 from pathlib import Path
 
-from slcvae.training.checkpoint import write_text_atomic
+from slcvae.io import write_text_atomic
 
 ITEMS = ["shirt", "jacket", "dress", "scarf", "skirt", "coat", "sweater", "hat"]
 COLORS = ["red", "blue", "green", "black", "white", "yellow", "grey", "pink"]

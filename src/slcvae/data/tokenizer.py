@@ -16,6 +16,7 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 
 from slcvae.errors import InputError
+from slcvae.io import replace_atomic, write_json_atomic
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = [PAD, UNK, BOS, EOS]  # ids 0..3, in this order
@@ -110,8 +111,8 @@ class TextTokenizer:
         return text
 
     def save(self, directory: Path) -> None:
-        self.tokenizer.save(str(directory / "tokenizer.json"))
-        (directory / "tokenizer_mode.json").write_text(json.dumps({"mode": self.mode}) + "\n")
+        replace_atomic(directory / "tokenizer.json", lambda tmp: self.tokenizer.save(tmp))
+        write_json_atomic(directory / "tokenizer_mode.json", {"mode": self.mode})
 
     @classmethod
     def load(cls, directory: Path) -> TextTokenizer:

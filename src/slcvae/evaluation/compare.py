@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slcvae.config import Config, build_config, tomllib
+from slcvae.config import Config, build_config, config_diff, tomllib
 from slcvae.errors import InputError
 from slcvae.generation import GenerateConfig
 
@@ -52,8 +52,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _TOP = {"out", "train", "valid", "test", "config", "seeds", "max_steps", "max_minutes", "workers", "test_sources",
         "generate", "evaluate", "models"}  # fmt: skip
 _ENTRY = {"model", "set", "run", "generate"}
-# config fields a resumed or finished run may differ in: the budget and how it was displayed
-_FREE = ("max_steps", "max_minutes", "progress", "tensorboard", "threads", "device")
 
 
 @dataclass
@@ -190,19 +188,8 @@ def load_spec(path: Path) -> Spec:
 
 
 def _check_same_config(run_dir: Path, cfg: Config) -> None:
-    saved = Config.load(run_dir / "config.json").to_dict()  # fields added since the run take their defaults
-    wanted = cfg.to_dict()
-    for d in (saved, wanted):
-        for key in _FREE:
-            d["train"].pop(key, None)
-    if saved != wanted:
-        diff = [
-            f"{section}.{k}: {saved.get(section, {}).get(k)!r} -> {v!r}"
-            for section, values in wanted.items()
-            if isinstance(values, dict)
-            for k, v in values.items()
-            if saved.get(section, {}).get(k) != v
-        ]
+    diff = config_diff(Config.load(run_dir / "config.json"), cfg)  # fields added since the run take their defaults
+    if diff:
         raise InputError(run_dir / "config.json", 1, f"this run was trained with another config ({'; '.join(diff)}); "
                          "delete the folder or restore the spec")  # fmt: skip
 
@@ -260,8 +247,8 @@ def score_run(spec: Spec, entry: Entry, seed: int) -> dict[str, Any]:
     from slcvae.data.corpus import Example, read_corpus
     from slcvae.evaluation import evaluate_texts, latent_health
     from slcvae.generation import generate
+    from slcvae.io import write_text_atomic
     from slcvae.training import load_model_dir
-    from slcvae.training.checkpoint import write_text_atomic
 
     out_dir, train_dir = spec.run_dir(entry.name, seed), spec.run_dir(entry.run, seed)
     gen = spec.generate_config(entry, seed)
@@ -311,7 +298,7 @@ def run(spec_path: Path) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from slcvae.evaluation.report import write_report
-    from slcvae.training.checkpoint import write_text_atomic
+    from slcvae.io import write_text_atomic
 
     spec = load_spec(spec_path)
     console = Console(stderr=True)

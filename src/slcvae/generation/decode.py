@@ -40,8 +40,13 @@ class GenerateConfig:
     mmi_tokens: int = 5  # mmi: gamma, the anti-LM scores only the first tokens, where generic replies are decided
     latent: str = "prior"  # prior: z ~ p(z|x), the test protocol | posterior: z ~ q(z|x,y) from the first target
     noise: float = 0.0  # seq2seq + noise (Zhang et al. 2019's baseline): std of Gaussian noise on the context vector, per sample
+    suppress_unk: bool = False  # never emit <unk>; off so scores show what the model does (the Python API turns it on)
+    no_repeat_ngram_size: int = 0  # ban repeating any n-gram of this size within an output; 0 = off
+    min_new_tokens: int = 0  # no <eos> before this many tokens; 0 = off
+    repetition_penalty: float = 1.0  # CTRL's penalty on already generated tokens; 1 = off
+    max_new_tokens: int = 0  # output length limit in tokens; 0 = the model's data.max_target_len
     batch_size: int = 64  # sources per batch (each expands to num_samples rows)
-    seed: int = 1234  # seeds z and token sampling
+    seed: int = 1234  # seeds z and token sampling (in a forked RNG: the caller's global torch RNG is left as it was)
 
     def validate(self) -> None:
         checks = [
@@ -58,6 +63,11 @@ class GenerateConfig:
             ("--mmi-tokens", self.mmi_tokens >= 1, "must be >= 1", self.mmi_tokens),
             ("--noise", self.noise >= 0, "must be >= 0", self.noise),
             ("--noise", self.noise == 0 or self.decode in ("greedy", "sample"), "goes with greedy or sample", self.noise),
+            ("--no-repeat-ngram-size", self.no_repeat_ngram_size >= 0, "must be >= 0", self.no_repeat_ngram_size),
+            ("--min-new-tokens", self.min_new_tokens >= 0, "must be >= 0", self.min_new_tokens),
+            ("--repetition-penalty", self.repetition_penalty > 0, "must be > 0", self.repetition_penalty),
+            ("--max-new-tokens", self.max_new_tokens >= 0, "must be >= 0", self.max_new_tokens),
+            ("--batch-size", self.batch_size >= 1, "must be >= 1", self.batch_size),
         ]
         for option, ok, rule, value in checks:
             if not ok:
@@ -84,7 +94,8 @@ def sample_loop(
     """Greedy or ancestral decoding of all rows at once: h [1, n, hidden] -> ids [n, <= max_len].
 
     Rows that produced <eos> leave the batch, so each step costs only the rows still decoding.
-    Sampling draws exactly from softmax(logits) by inverting the CDF (`sample_tokens`).
+    Sampling draws exactly from softmax(logits) by inverting the CDF (`sample_tokens`). `procs`
+    (processors.py) see each live row's tokens so far and may ban or reweigh the next one.
     """
     n, dev = h.shape[1], h.device
     tokens = torch.full((n,), bos, dtype=torch.long, device=dev)
@@ -93,12 +104,11 @@ def sample_loop(
     length = 0
     for t in range(max_len):
         logits, h = step(tokens, h)
-        if greedy:
-            tokens = logits.argmax(-1)
-        else:
+        if procs:
+            ids = out[alive, :t]
             for proc in procs:
-                logits = proc(logits)
-            tokens = sample_tokens(logits)
+                logits = proc(ids, logits)
+        tokens = logits.argmax(-1) if greedy else sample_tokens(logits)
         out[alive, t] = tokens
         length = t + 1
         ended = tokens == eos
@@ -120,6 +130,7 @@ def beam_search(
     n_best: int,
     groups: int = 1,
     diversity: float = 0.0,
+    procs: Sequence = (),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Beam search for every row: h [1, n, hidden] -> ids [n, n_best, <= max_len], log p [n, n_best], lengths [n, n_best].
 
@@ -128,7 +139,7 @@ def beam_search(
     groups > 1 is diverse beam search (Vijayakumar et al. 2016): `groups` beams of width // groups
     choose in turn at each step, and a token that earlier groups chose at this step costs
     `diversity` per choice (Hamming diversity). The penalty steers the search only; the returned
-    log-probabilities and the final ranking are the model's own.
+    log-probabilities and the final ranking are the model's own (after `procs`, as in sampling).
     """
     n, dev = h.shape[1], h.device
     if width % groups:
@@ -145,6 +156,8 @@ def beam_search(
     offsets = torch.arange(n, device=dev).unsqueeze(1) * width
     for _ in range(max_len):
         logits, h = step(tokens, h)
+        for proc in procs:
+            logits = proc(seqs, logits)
         logp = logits.log_softmax(-1)
         vocab_size = logp.shape[-1]
         # an ended beam continues only with padding (id 0) at no cost
@@ -216,35 +229,56 @@ def generate(
         raise InputError("--noise", None, "is a seq2seq decoding baseline; latent models vary z instead")
     if cfg.decode == "mmi" and lm is None:
         raise InputError("--lm", None, "--decode mmi needs a trained language model (slcvae train --model lm)")
-    torch.manual_seed(cfg.seed)
     model.eval()
-    data = encode(examples, tokenizer, data_cfg)
-    n, max_len = cfg.num_samples, data_cfg.max_target_len + 1  # + 1 for <eos>
-    bos, eos = tokenizer.bos_id, tokenizer.eos_id
     device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(cfg.seed)
+        return _generate(model, tokenizer, examples, data_cfg, cfg, lm, device)
+
+
+def _generate(
+    model,
+    tokenizer: TextTokenizer,
+    examples: Sequence[Example],
+    data_cfg: DataConfig,
+    cfg: GenerateConfig,
+    lm,
+    device: torch.device,
+) -> list[list[str]]:
+    data = encode(examples, tokenizer, data_cfg)
+    # max_new_tokens counts words: an output cut there needs no <eos>; the default leaves room for one
+    n, max_len = cfg.num_samples, cfg.max_new_tokens or data_cfg.max_target_len + 1
+    bos, eos = tokenizer.bos_id, tokenizer.eos_id
+    bans = dict(
+        suppress=[tokenizer.unk_id] if cfg.suppress_unk else [],
+        min_new_tokens=cfg.min_new_tokens,
+        eos_id=eos,
+        no_repeat_ngram_size=cfg.no_repeat_ngram_size,
+        repetition_penalty=cfg.repetition_penalty,
+    )
+    procs = processors.build(cfg.temperature, cfg.top_k, cfg.top_p, sampling=cfg.decode == "sample", **bans)
     results: list[list[str]] = []
     for start in range(0, len(examples), cfg.batch_size):
         batch = collate(data, range(start, min(start + cfg.batch_size, len(examples))), tokenizer).to(device)
         if cfg.decode == "beam" and not model.has_latent:
             # no latent to vary: one wide beam per source, its N best hypotheses are the samples
             h = model.init_state(batch, 1, cfg.latent)
-            ids = beam_search(model.step, h, bos, eos, max_len, max(cfg.beam_size, n), n)[0].flatten(0, 1)
+            ids = beam_search(model.step, h, bos, eos, max_len, max(cfg.beam_size, n), n, procs=procs)[0].flatten(0, 1)
         elif cfg.decode == "diverse_beam":
             groups = cfg.beam_groups or n
             width = groups * max(1, -(-max(cfg.beam_size, n) // groups))  # >= N, a multiple of the groups
             h = model.init_state(batch, 1, cfg.latent)
-            ids = beam_search(model.step, h, bos, eos, max_len, width, n, groups, cfg.diversity)[0].flatten(0, 1)
+            ids = beam_search(model.step, h, bos, eos, max_len, width, n, groups, cfg.diversity, procs)[0].flatten(0, 1)
         elif cfg.decode == "mmi":
             h = model.init_state(batch, 1, cfg.latent)
             width = max(cfg.beam_size, n)
-            ids, logprob, lengths = beam_search(model.step, h, bos, eos, max_len, width, width)
+            ids, logprob, lengths = beam_search(model.step, h, bos, eos, max_len, width, width, procs=procs)
             ids = mmi_rerank(ids, logprob, lengths, lm.to(device), bos, cfg.mmi_weight, cfg.mmi_tokens, n).flatten(0, 1)
         elif cfg.decode == "beam":
             h = model.init_state(batch, n, cfg.latent)
-            ids = beam_search(model.step, h, bos, eos, max_len, cfg.beam_size, 1)[0][:, 0]
+            ids = beam_search(model.step, h, bos, eos, max_len, cfg.beam_size, 1, procs=procs)[0][:, 0]
         else:
             h = model.init_state(batch, n, cfg.latent, noise=cfg.noise) if cfg.noise else model.init_state(batch, n, cfg.latent)
-            procs = processors.build(cfg.temperature, cfg.top_k, cfg.top_p)
             ids = sample_loop(model.step, h, bos, eos, max_len, cfg.decode == "greedy", procs)
         texts = [tokenizer.decode(row.tolist()) for row in ids]
         results.extend(texts[i : i + n] for i in range(0, len(texts), n))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -18,15 +19,16 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from slcvae.config import Config
+from slcvae.config import RESUME_FREE, Config, config_diff
 from slcvae.data.batching import Encoded, bucket_order, collate, encode
 from slcvae.data.corpus import read_pairs
 from slcvae.data.tokenizer import TextTokenizer
 from slcvae.errors import InputError, TrainingDiverged
 from slcvae.evaluation.latent import active_units, mutual_information
+from slcvae.io import OutputLock, fingerprint, write_json_atomic, write_text_atomic
 from slcvae.models import Seq2Seq, build_model
 from slcvae.training import distributed
-from slcvae.training.checkpoint import load_checkpoint, save_atomic, write_text_atomic
+from slcvae.training.checkpoint import load_checkpoint, save_atomic
 
 console = Console(stderr=True)
 
@@ -41,29 +43,52 @@ class TrainState:
     seconds: float = 0.0  # training wall time over all (resumed) runs
 
 
-def _budget_fields(saved: Config, cfg: Config) -> None:
-    """On --resume the saved config rules, except the budget and display settings given now."""
-    for key in ("max_steps", "max_minutes", "progress", "tensorboard", "threads", "device"):
-        setattr(saved.train, key, getattr(cfg.train, key))
-
-
 def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume: bool = False) -> dict:
     """Train `cfg.model_name` on `train_path`, validate on `valid_path`, write the run to `out_dir`.
 
-    Returns the summary also written to `out_dir/summary.json`.
+    Returns the summary also written to `out_dir/summary.json`. The folder is locked for the run
+    (OUT/.lock; a second writer gets an error naming this process). --resume refuses a config or
+    training data other than the run's own, except the budget (RESUME_FREE).
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(out_dir, None, "--out names a file; it must be a folder (new, or a run to --resume)")
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 holds the lock for all
+        return _train(cfg, Path(train_path), Path(valid_path), out_dir, resume)
+    with OutputLock.folder(out_dir):
+        return _train(cfg, Path(train_path), Path(valid_path), out_dir, resume)
+
+
+def _check_resume(out_dir: Path, cfg: Config, data: dict[str, Path]) -> Config:
+    """The saved config, with the budget given now; an InputError naming every other difference."""
+    saved = Config.load(out_dir / "config.json")
+    diff = config_diff(saved, cfg)
+    if diff:
+        free = ", ".join(f"train.{k}" for k in RESUME_FREE)
+        raise InputError(out_dir / "config.json", 1, f"--resume with another config ({'; '.join(diff)}): pass the run's own "
+                         f"--config/--set (only {free} may change), or train into a new --out")  # fmt: skip
+    for key in RESUME_FREE:
+        setattr(saved.train, key, getattr(cfg.train, key))
+    record = out_dir / "data.json"
+    if record.is_file():  # runs from before the fingerprints have none
+        try:
+            known = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise InputError(record, 1, f"unreadable ({err})") from None
+        for name, path in data.items():
+            if name in known and fingerprint(path) != known[name]["fingerprint"]:
+                was = f"{known[name]['path']}, {known[name]['fingerprint']['bytes']} bytes"
+                raise InputError(path, None, f"differs from the {name} data of this run ({was}): --resume needs the same data")
+    return saved
+
+
+def _train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume: bool) -> dict:
+    data_files = {"train": train_path, "valid": valid_path}
     train_examples, valid_examples = read_pairs(train_path), read_pairs(valid_path)
     if resume:
         if not (out_dir / "last.pt").is_file():
             raise InputError(out_dir / "last.pt", 1, "no checkpoint to resume from")
-        saved = Config.load(out_dir / "config.json")
-        if saved.model_name != cfg.model_name:
-            raise InputError(out_dir / "config.json", 1, f"holds model {saved.model_name!r}, not {cfg.model_name!r}")
-        _budget_fields(saved, cfg)
-        cfg = saved
+        cfg = _check_resume(out_dir, cfg, data_files)
         tokenizer = TextTokenizer.load(out_dir)
     else:
         if (out_dir / "last.pt").exists():
@@ -100,6 +125,9 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
         out_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(out_dir / "config.json")
         tokenizer.save(out_dir)
+        write_json_atomic(
+            out_dir / "data.json", {k: {"path": str(p), "fingerprint": fingerprint(p)} for k, p in data_files.items()}
+        )
     net = distributed.wrap(model, ctx)  # what forward/backward run through; `model` stays the plain module
 
     writer = None
@@ -167,8 +195,13 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
         while not stop:
             batches = bucket_order(lengths, t.batch_size, t.bucket_batches, t.seed, state.epoch)
             while state.batch_in_epoch < len(batches):
-                rows = batches[state.batch_in_epoch][ctx.rank :: ctx.world]  # this rank's share of the global batch
-                batch = collate(train_data, rows, tokenizer).to(ctx.device)
+                whole = batches[state.batch_in_epoch]
+                rows = whole[ctx.rank :: ctx.world]  # this rank's share of the global batch
+                # DDP averages ranks equally: weight each rank's per-row mean loss by its share of the rows, so the
+                # update is the global batch's mean even when shards differ; a rank left without rows (a final
+                # batch smaller than the world) runs one stand-in row at weight 0, as every rank must join backward
+                weight = len(rows) * ctx.world / len(whole)
+                batch = collate(train_data, rows if len(rows) else whole[:1], tokenizer).to(ctx.device)
                 model.train()
                 model.observe(state.step, budget_spent(state.step, state.seconds + time.monotonic() - mark))
                 for phase in model.phases_at(state.step):
@@ -179,7 +212,7 @@ def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume
                             f"the last good checkpoint is {out_dir / 'last.pt'}"
                         )
                     optims[phase].zero_grad(set_to_none=True)
-                    losses["loss"].backward()
+                    (losses["loss"] * weight if ctx.world > 1 else losses["loss"]).backward()
                     torch.nn.utils.clip_grad_norm_(groups[phase]["params"], t.grad_clip)
                     optims[phase].step()
                     for k, v in losses.items():
