@@ -16,6 +16,9 @@ import multiprocessing as mp
 import sys
 from pathlib import Path
 
+# the SLCVAE defaults this ablation was run with (before issue 10): nll distance, no BOW base; variants override them
+LEGACY = ["cvae.bow_weight=0.0", "slcvae.distance=nll"]
+
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "seq2seq": ("seq2seq", []),
     "cvae": ("cvae", []),
@@ -88,6 +91,7 @@ def main() -> None:
     variants = dict(VARIANTS)
     for label, model, *sets in args.variant:
         variants[label] = (model, sets)
+    variants = {label: (m, [*LEGACY, *sets] if m == "slcvae" else sets) for label, (m, sets) in variants.items()}
     chosen = args.only or list(variants)
     # finished variants (in OUT/ablation.json) are kept, not rerun: add variants one at a time
     saved = args.out / "ablation.json"

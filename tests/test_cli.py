@@ -297,3 +297,11 @@ def test_generate_streams_in_chunks_and_resumes_a_partial_output(tmp_path, synth
     lock.write_text(json.dumps({"pid": 1, "host": __import__("socket").gethostname(), "started": "now", "command": "x"}))
     r = invoke(*args, "--output", full)
     assert r.exit_code == 2 and "in use by process 1" in r.output
+
+
+def test_debug_shows_the_exception_instead_of_one_line(tmp_path):
+    args = ["generate", "--model-dir", tmp_path, "--input", tmp_path / "x.tsv", "--output", tmp_path / "y.jsonl"]
+    plain = invoke(*args)
+    assert plain.exit_code == 2 and "x.tsv:1: no such file" in plain.stderr
+    debug = invoke("--debug", *args)
+    assert type(debug.exception).__name__ == "InputError" and "x.tsv:1: no such file" in str(debug.exception)

@@ -105,3 +105,15 @@ def test_report_reader_skips_a_torn_last_log_line_only(tmp_path):
     (tmp_path / "log.jsonl").write_text('{"step": 50\n{"step": 100, "cvae/kl": 0.5}\n')
     with pytest.raises(InputError, match="log.jsonl:1: not JSON"):
         read_log(tmp_path)
+
+
+def test_config_diff_ignores_sections_the_model_never_reads():
+    from slcvae.config import build_config, config_diff
+
+    old, new = build_config("cvae", None, ["slcvae.distance=nll"]), build_config("cvae", None, ["slcvae.distance=mean_sq"])
+    assert config_diff(old, new) == []  # a CVAE never reads [slcvae]: a changed default there leaves its runs valid
+    old, new = build_config("slcvae", None, ["slcvae.distance=nll"]), build_config("slcvae")
+    assert config_diff(old, new) == ["slcvae.distance: 'nll' -> 'mean_sq'"]
+    assert config_diff(build_config("cvae"), build_config("cvae", None, ["train.max_steps=7", "train.lr=0.01"])) == [
+        "train.lr: 0.001 -> 0.01"
+    ]

@@ -86,3 +86,11 @@ def test_sources_without_targets_for_generation(tmp_path):
         read_corpus(tsv)
     jsonl = write(tmp_path, "s.jsonl", b'{"source": ["hi", "there"]}\n')
     assert read_corpus(jsonl, require_target=False)[0].targets == []
+
+
+def test_a_line_over_the_limit_is_named_without_reading_it_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr("slcvae.data.corpus.MAX_LINE_BYTES", 64)
+    path = tmp_path / "c.tsv"
+    path.write_text("short source\tshort target\n" + "x" * 1000 + "\ty\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"c\.tsv:2: line longer than 64 bytes"):
+        read_corpus(path)

@@ -14,10 +14,10 @@ def test_slcvae_covers_modes_where_cvae_collapses(tmp_path):
     results = run(tmp_path, max_minutes=6.0, workers=2, models=("cvae", "slcvae"))
     slcvae, cvae = results["slcvae"], results["cvae"]
     assert slcvae["steps"] == cvae["steps"] == 3000
-    # The demo config sets no SLCVAE schedule: the adaptive default. Over seeds 1-3 it covers 0.913 +- 0.026 of the
-    # styles at this budget (docs/design.md); the demo's seed 1234 gives 0.776, hence a bar of 0.75, not 0.8 (the bar
-    # of the old tuned 600-step warm-up, 0.929 +- 0.031 over the same seeds).
-    assert slcvae["mode_precision"] >= 0.8 and slcvae["mode_coverage"] >= 0.75, slcvae
+    # The demo config sets no SLCVAE schedule, distance or base: the library defaults (mean_sq on CVAE + BOW). Over
+    # seeds 1-3 they cover 0.911 +- 0.024 of the styles at this budget (docs/design.md, demo3d); the demo's seed 1234
+    # gives 0.896. The bar, 0.85, is two standard deviations under the seed mean.
+    assert slcvae["mode_precision"] >= 0.9 and slcvae["mode_coverage"] >= 0.85, slcvae
     assert slcvae["mode_coverage"] >= cvae["mode_coverage"] + 0.2, (slcvae, cvae)
     assert slcvae["kl"] > 1.0 > cvae["kl"]  # KL vanishing in the CVAE, not in the SLCVAE
     saved = json.loads((tmp_path / "results.json").read_text())

@@ -113,7 +113,7 @@ def test_labeling_phase_trains_only_the_labeler(tok):
 def test_cvae_phase_leaves_the_labeler_alone(tok):
     model = make("slcvae", tok)
     _, losses = model(batch(tok), phase="cvae")
-    assert set(losses) == {"rec", "kl", "label", "loss", "x_gap"}  # x_gap: watched until lambda starts
+    assert set(losses) == {"rec", "kl", "bow", "label", "loss", "x_gap"}  # bow: the preset's base; x_gap: until lambda starts
     losses["loss"].backward()
     labeler = set(model.labeler.parameters())
     assert all(p.grad is None for p in labeler)
@@ -154,7 +154,10 @@ def test_label_weight_ramps_in_from_the_start_step(tok):
     assert auto.schedule(150)["label_start_step"] is None and auto.schedule(250)["label_start_step"] == 200
     assert [auto.label_weight(s) for s in (199, 250, 300)] == [0.0, 0.5, 1.0]  # ramp 0.5: full at 1.5 x the start
     assert "start_step" in auto.state_dict()  # saved with the weights: a resumed run keeps its schedule
-    short = make("slcvae", tok)  # a run whose x-gap has not flattened starts once half its budget is spent
+    short = make("slcvae", tok)  # a run whose x-gap has not flattened starts once half its budget is spent,
+    short.observe(41, 0.5)
+    assert short.started_at() == -1  # but not while the decoder ignores x (x-gap 0)
+    short.x_gap[0] = 0.3
     short.observe(40, 0.49)
     assert short.started_at() == -1
     short.observe(41, 0.5)

@@ -54,15 +54,16 @@ class CVAEConfig:
 
 @dataclass
 class SLCVAEConfig:
-    # Defaults measured at several budgets (docs/results/budget/, bench/slcvae_ablation.py; docs/design.md).
-    distance: str = "nll"  # nll: -log q(z*|x,y) | mean_sq: |mu_q - z*|^2 | sample_sq: |z - z*|^2 (paper); nll covered most modes
-    label_weight: float = 1.0  # lambda at full strength; nll at 1 cancels the log-variance terms of KL and D (loss bounded below)
+    # Defaults measured at several budgets and corpora (docs/results/schedule/, docs/results/budget/; docs/design.md).
+    # The slcvae preset also sets cvae.bow_weight = 1 (PRESETS): labels act on a CVAE + BOW base.
+    distance: str = "mean_sq"  # mean_sq: |mu_q - z*|^2 | nll: -log q(z*|x,y), shrinks q to 0 | sample_sq: |z - z*|^2 (paper)
+    label_weight: float = 1.0  # lambda at full strength; with nll, 1 cancels the log-variance terms of KL and D
     label_bound: float = 2.0  # z* = B tanh(raw / B); unbounded labels grow while the decoder saturates; 0 = off
     labeler_encoder: str = "shared"  # shared: MLP on the CVAE's detached encodings (1.1x a CVAE step) | own: own encoders (2x)
     start: str = "auto"  # when lambda starts rising: auto = once the decoder reads x (x-gap stops growing) | steps = warmup_steps
     warmup_steps: int = 1000  # start = "steps": CVAE steps without labeling loss (a fixed count fits one corpus and budget)
     plateau: float = 0.25  # start = "auto": start once the x-gap grew by less than this share over the last half of the run
-    start_by: float = 0.5  # start = "auto": start at the latest once this share of the step or time budget is spent; 1 = off
+    start_by: float = 0.5  # start = "auto": start at the latest once this share of the budget is spent (x read); 1 = off
     ramp: float = 0.5  # lambda rises linearly from 0 at the start step s to full at (1 + ramp) s: no jump, scales with the run
     kl_ramp: bool = False  # lambda also follows the KL-annealing weight beta(step) (the paper's; needs cvae.kl_anneal)
     train_labeler_early: bool = False  # g also learns before the start; off: it cost 0.1 mode coverage (docs/design.md)
@@ -112,8 +113,12 @@ class Config:
     def load(cls, path: Path) -> Config:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
+        except (OSError, ValueError, RecursionError) as err:  # ValueError: bad JSON or bad UTF-8
             raise InputError(path, 1, f"cannot read config: {err}") from None
+        if not isinstance(raw, dict):
+            raise InputError(path, 1, f"a config is a JSON object, got {type(raw).__name__}")
+        if raw.get("model_name", "slcvae") not in MODELS:
+            raise InputError(path, 1, f"unknown model_name {raw.get('model_name')!r} (choose from {', '.join(MODELS)})")
         config = cls(model_name=raw.get("model_name", "slcvae"))
         apply_overrides(config, {k: v for k, v in raw.items() if k != "model_name"}, path)
         return config
@@ -127,7 +132,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "cvae-freebits": {"cvae": {"free_bits": 0.1}},
     "cvae-wdrop": {"cvae": {"word_dropout": 0.25}},
     "cvae-bow": {"cvae": {"bow_weight": 1.0}},
-    "slcvae": {},
+    "slcvae": {"cvae": {"bow_weight": 1.0}},  # on a CVAE + BOW base: z carries content from the start (docs/design.md)
     "lm": {},  # a target-side language model p(y), for MMI-antiLM reranking of seq2seq beams
 }
 
@@ -217,6 +222,8 @@ def config_diff(saved: Config, wanted: Config, free: tuple[str, ...] = RESUME_FR
     for d in (a, b):
         for key in free:
             d["train"].pop(key, None)
+        if wanted.model_name != "slcvae":  # a section the model never reads cannot make two runs differ
+            d.pop("slcvae")
     diff = [] if a["model_name"] == b["model_name"] else [f"model: {a['model_name']!r} -> {b['model_name']!r}"]
     for section, values in b.items():
         if isinstance(values, dict):

@@ -215,7 +215,7 @@ class Generator:
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         raise InputError(path, 1, f"unreadable JSON ({err})") from None
     if not isinstance(data, dict):
         raise InputError(path, 1, f"expected a JSON object, got {type(data).__name__}")

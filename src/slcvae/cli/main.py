@@ -25,23 +25,34 @@ app = typer.Typer(
 )
 
 
+DEBUG = {"on": False}  # --debug: let errors through with their traceback
+
+
+@app.callback()
+def options(debug: Annotated[bool, typer.Option("--debug", help="show an error's traceback, not one line")] = False):
+    """Diverse conditional text generation with Self-Labeling CVAEs and their baselines."""
+    DEBUG["on"] = debug
+
+
 def boundary(fn):
-    """Turn InputError into one stderr line and exit code 2; a diverged training into exit code 1."""
+    """Turn InputError and OSError into one stderr line and exit code 2, a diverged training into exit code 1
+    (--debug: the traceback instead)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except InputError as err:
-            print(f"error: {err}", file=sys.stderr)
-            raise typer.Exit(2) from None
-        except TrainingDiverged as err:
-            print(f"error: training diverged: {err}", file=sys.stderr)
-            raise typer.Exit(1) from None
-        except OSError as err:  # disk full, permissions, a folder where a file was expected: one line, no traceback
-            where = f"{err.filename}: " if err.filename else ""
-            print(f"error: {where}{err.strerror or err}", file=sys.stderr)
-            raise typer.Exit(2) from None
+        except (InputError, TrainingDiverged, OSError) as err:
+            if DEBUG["on"]:
+                raise
+            if isinstance(err, InputError):
+                message, code = str(err), 2
+            elif isinstance(err, TrainingDiverged):
+                message, code = f"training diverged: {err}", 1
+            else:  # disk full, permissions, a folder where a file was expected
+                message, code = (f"{err.filename}: " if err.filename else "") + str(err.strerror or err), 2
+            print(f"error: {message}", file=sys.stderr)
+            raise typer.Exit(code) from None
 
     return wrapper
 

@@ -36,22 +36,34 @@ class Example:
         return self.source[0] if len(self.source) == 1 else list(self.source)
 
 
+MAX_LINE_BYTES = 1 << 20  # 1 MiB: far above any sentence or dialogue, small enough that one bad line cannot exhaust memory
+
+
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield (line number, text) for the non-blank lines, decoding strictly as UTF-8."""
+    """Yield (line number, text) for the non-blank lines, streamed, decoding strictly as UTF-8.
+
+    Lines end at \n only (str.splitlines would also break on U+2028 and friends inside a text);
+    a line over MAX_LINE_BYTES is an error naming it, found without reading the rest of it.
+    """
     if not path.is_file():
         raise InputError(path, 1, "no such file")
-    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
     blank = True
-    # split on \n only: str.splitlines would also break on U+2028 and friends inside a text
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        raw = raw.removesuffix(b"\r")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise InputError(path, number, f"not valid UTF-8 (byte {err.start}: {raw[err.start : err.start + 1]!r})") from None
-        if text.strip():
-            blank = False
-            yield number, text
+    with open(path, "rb") as f:
+        number = 0
+        while raw := f.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(raw) > MAX_LINE_BYTES:
+                raise InputError(path, number, f"line longer than {MAX_LINE_BYTES} bytes (is this a text corpus?)")
+            if number == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            raw = raw.removesuffix(b"\n").removesuffix(b"\r")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise InputError(path, number, f"not valid UTF-8 (byte {err.start}: {raw[err.start : err.start + 1]!r})") from None
+            if text.strip():
+                blank = False
+                yield number, text
     if blank:
         raise InputError(path, 1, "file is empty")
 
@@ -97,6 +109,8 @@ def iter_json_objects(path: Path) -> Iterator[tuple[int, dict]]:
             obj = json.loads(text)
         except json.JSONDecodeError as err:
             raise InputError(path, number, f"invalid JSON: {err.msg} (column {err.colno})") from None
+        except RecursionError:
+            raise InputError(path, number, "invalid JSON: nested too deeply") from None
         if not isinstance(obj, dict):
             raise InputError(path, number, f"expected a JSON object, got {type(obj).__name__}")
         yield number, obj

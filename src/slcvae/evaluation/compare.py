@@ -47,6 +47,7 @@ from typing import Any
 from slcvae.config import Config, build_config, config_diff, tomllib
 from slcvae.errors import InputError
 from slcvae.generation import GenerateConfig
+from slcvae.io import OutputLock
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _TOP = {"out", "train", "valid", "test", "config", "seeds", "max_steps", "max_minutes", "workers", "test_sources",
@@ -295,13 +296,18 @@ def score_run(spec: Spec, entry: Entry, seed: int) -> dict[str, Any]:
 def run(spec_path: Path) -> dict[str, Any]:
     """The whole sweep: train what is missing, score what is unscored, write results.json, report.md, plots."""
     from rich.console import Console
+
+    spec = load_spec(spec_path)
+    with OutputLock.folder(spec.out):  # a second compare into the same folder would race this one's runs
+        return _run(spec, Console(stderr=True))
+
+
+def _run(spec: Spec, console) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from slcvae.evaluation.report import write_report
     from slcvae.io import write_text_atomic
 
-    spec = load_spec(spec_path)
-    console = Console(stderr=True)
     trainers = [e for e in spec.entries.values() if e.run == e.name]
     status = {(e.name, s): train_status(spec, e, s) for e in trainers for s in spec.seeds}
     todo = [(spec, name, seed) for (name, seed), st in status.items() if st != "done"]

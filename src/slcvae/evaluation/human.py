@@ -70,6 +70,15 @@ def export(
 
 def read_ratings(path: Path, known: set[str]) -> dict[str, dict[str, int]]:
     """One rater's sheet -> {item id: {criterion: score}}; blank cells are items the rater skipped."""
+    try:
+        return _read_ratings(path, known)
+    except UnicodeDecodeError as err:
+        raise InputError(path, None, f"not valid UTF-8 (byte {err.start}); save the sheet as UTF-8 CSV") from None
+    except csv.Error as err:
+        raise InputError(path, None, f"not a readable CSV: {err}") from None
+
+
+def _read_ratings(path: Path, known: set[str]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: spreadsheets save CSV with a byte-order mark
         reader = csv.DictReader(f)
@@ -78,6 +87,8 @@ def read_ratings(path: Path, known: set[str]) -> dict[str, dict[str, int]]:
             raise InputError(path, 1, f"missing column(s) {', '.join(missing)}")
         for row in reader:
             line = reader.line_num
+            if None in row or None in row.values():
+                raise InputError(path, line, f"expected {len(reader.fieldnames)} cells, got a row of another length")
             if row["id"] not in known:
                 raise InputError(path, line, f"unknown item id {row['id']!r} (a sheet from another export?)")
             scores = {}
@@ -98,7 +109,7 @@ def aggregate(key_path: Path, sheets: list[Path]) -> dict:
 
     try:
         key = json.loads(Path(key_path).read_text(encoding="utf-8"))["items"]
-    except (OSError, json.JSONDecodeError, KeyError) as err:
+    except (OSError, json.JSONDecodeError, RecursionError, KeyError, TypeError) as err:
         raise InputError(key_path, 1, f"not a key file written by `human-eval export`: {err}") from None
     if not sheets:
         raise InputError("ratings", None, "give at least one rated sheet")

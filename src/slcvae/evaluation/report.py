@@ -142,7 +142,7 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
     for number, line in enumerate(lines, start=1):
         try:
             rows.append(json.loads(line))
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, RecursionError) as err:
             if number < len(lines):  # only the last line can be torn by a kill; damage elsewhere is reported
                 raise InputError(path, number, f"not JSON: {err}") from None
     return rows
