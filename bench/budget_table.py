@@ -14,7 +14,7 @@ import json
 import statistics
 from pathlib import Path
 
-from slcvae.evaluation.compare import load_spec
+from slcvae.pipeline.compare import load_spec
 
 COLUMNS = [  # (key, header, digits)
     ("mode_coverage", "mode cov", 3),

@@ -1,7 +1,7 @@
 """Load test of `slcvae serve` on loopback: batched vs unbatched replies/s and latency percentiles.
 
     python bench/serve_load.py --out docs/results/performance           # trains a demo-size model first
-    python bench/serve_load.py --model-dir runs/demo/models/slcvae --clients 200 --requests 5
+    python bench/serve_load.py --model-dir runs/demo/runs/slcvae/seed1234 --clients 200 --requests 5
 
 Three scenarios, each against a fresh server process on 127.0.0.1 (never another address):
 - batched:    C concurrent clients x R requests each, the server's dynamic batching on (its defaults);

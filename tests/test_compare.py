@@ -7,8 +7,8 @@ import json
 import pytest
 
 from slcvae.errors import InputError
-from slcvae.evaluation.compare import load_spec, run
 from slcvae.evaluation.report import aggregate, table
+from slcvae.pipeline.compare import load_spec, run
 
 TINY = ["model.embedding=16", "model.utterance=16", "model.context=24", "model.latent=4", "model.decoder=24", "model.mlp=16",
         "train.tensorboard=false", "train.eval_every=6", "train.log_every=2",
@@ -19,7 +19,7 @@ def write_spec(tmp_path, synth_dir, models: str, **extra) -> object:
     top = {"out": str(tmp_path / "out"), "train": str(synth_dir / "train.tsv"), "valid": str(synth_dir / "valid.jsonl"),
            "test": str(synth_dir / "test.jsonl"), "seeds": [1, 2], "max_steps": 6, "workers": 1, "test_sources": 5}  # fmt: skip
     top.update(extra)
-    lines = [f"{k} = {json.dumps(v)}" for k, v in top.items()]
+    lines = [f"{k} = {json.dumps(v)}" for k, v in top.items() if v is not None]  # None: leave the key out
     lines += ["[generate]", "num_samples = 3", "[evaluate]", "iw_samples = 2", "[models]", models]
     path = tmp_path / "spec.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -78,13 +78,26 @@ def test_compare_refuses_a_run_trained_with_another_config(tmp_path, synth_dir):
         ('a = { model = "cvae", set = ["cvae.bogus=1"] }', {}, "unknown config key cvae.bogus"),
         ('a = { run = "b" }', {}, "must name an entry that trains"),
         ('a = { model = "cvae", generate = { beams = 3 } }', {}, "unknown field"),
-        ('a = { model = "cvae" }', {"max_minutes": 1}, "exactly one budget"),
+        ('a = { model = "cvae" }', {"max_steps": None}, "give a budget"),
+        ('a = { model = "cvae" }', {"max_steps": 0, "max_minutes": 0}, "budget must be positive"),
         ('a = { model = "cvae" }', {"seeds": [1, 1]}, "distinct integers"),
     ],
 )
 def test_spec_errors_name_the_problem(tmp_path, synth_dir, models, extra, message):
     with pytest.raises(InputError, match=message):
         load_spec(write_spec(tmp_path, synth_dir, models, **extra))
+
+
+def test_both_budgets_reach_every_run_and_a_finished_run_must_match_both(tmp_path, synth_dir):
+    sets = json.dumps(TINY)
+    spec = write_spec(tmp_path, synth_dir, f'cvae = {{ model = "cvae", set = {sets} }}', seeds=[1], max_minutes=5)
+    first = run(spec)
+    assert first["budget"] == {"max_steps": 6, "max_minutes": 5.0} and first["results"]["cvae"]["1"]["steps"] == 6
+    saved = json.loads((tmp_path / "out" / "runs" / "cvae" / "seed1" / "config.json").read_text())["train"]
+    assert (saved["max_steps"], saved["max_minutes"]) == (6, 5.0)
+    spec = write_spec(tmp_path, synth_dir, f'cvae = {{ model = "cvae", set = {sets} }}', seeds=[1], max_minutes=6)
+    with pytest.raises(InputError, match=r"another config \(train.max_minutes: 5.0 -> 6.0\)|max_minutes=5.0"):
+        run(spec)
 
 
 def test_report_mean_std_and_bold_best():

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from slcvae.config import Config, build_config
 from slcvae.errors import InputError
-from slcvae.evaluation.compare import load_spec
 from slcvae.evaluation.human import read_ratings
 from slcvae.evaluation.metrics import read_predictions
+from slcvae.pipeline.compare import load_spec
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

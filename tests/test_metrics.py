@@ -7,7 +7,6 @@ import sacrebleu
 import torch
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
-from slcvae.evaluation.latent import active_units, mutual_information
 from slcvae.evaluation.metrics import (
     bleu,
     bleu_precision_recall,
@@ -16,8 +15,10 @@ from slcvae.evaluation.metrics import (
     evaluate_texts,
     intra_inter_distinct,
     mode_precision_coverage,
+    score_tokens,
     self_bleu,
 )
+from slcvae.models.latent import active_units, mutual_information
 
 
 def nltk_bleu(h: str, r: str) -> float:
@@ -122,6 +123,23 @@ def test_sacrebleu_uses_every_reference_of_a_source():
     same = sacrebleu.corpus_bleu(hyps, [[refs[0][0], refs[1][0]], [refs[0][0], refs[1][1]]]).score
     assert corpus_sacrebleu(hyps, refs) == pytest.approx(same) == pytest.approx(100.0)
     assert evaluate_texts([[hyps[0], "x"], [hyps[1], "y"]], refs)["sacrebleu"] == pytest.approx(100.0)
+
+
+def test_samples_and_references_share_one_scoring_tokenization():
+    # issue 9's defect: a raw reference against the model's lowercased, punctuation-split sample
+    ref = "Abilene Regional Airport serves the city of Abilene, Texas."
+    sample = "abilene regional airport serves the city of abilene , texas ."
+    assert score_tokens(ref) == score_tokens(sample) == sample.split()
+    m = evaluate_texts([[sample, sample]], [[ref]])
+    assert m["bleu_precision"] == pytest.approx(bleu(sample.split(), sample.split()))  # the maximum, as for an exact match
+    assert m["bleu_precision"] == pytest.approx(1.1538876, abs=1e-6) and m["sacrebleu"] == pytest.approx(100.0)
+    assert m["avg_length"] == 11 and m["distinct_1"] == pytest.approx(10 / 22)  # "abilene" twice in each sample
+    # CJK characters are tokens on both sides, whether or not the text has spaces
+    assert score_tokens("我爱T恤 100 cm") == ["我", "爱", "t", "恤", "100", "cm"]
+    zh = evaluate_texts([["我爱北京天安门", "我 爱 北京"]], [["我爱北京天安门"]])
+    assert zh["distinct_1"] == pytest.approx(7 / 11) and zh["sacrebleu"] == pytest.approx(100.0)
+    assert zh["bleu_recall"] == pytest.approx(1.1538876, abs=1e-6)  # was 0: the whole sentence was one token
+    assert score_tokens("don't ... ?!") == ["don", "'", "t", "...", "?!"]  # punctuation runs stay whole, as the tokenizer's
 
 
 def test_mutual_information_and_active_units_limits():

@@ -5,7 +5,6 @@ Bad input never shows a traceback: one line `FILE:LINE: what is wrong` on stderr
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
@@ -153,8 +152,7 @@ def generate(
     """Generate N outputs per source, written as they are made (one line per source, flushed per chunk)."""
     from slcvae.data.corpus import read_corpus
     from slcvae.generation import GenerateConfig
-    from slcvae.generation import generate as run
-    from slcvae.io import OutputLock
+    from slcvae.pipeline import generate_file, load_lm
     from slcvae.training import load_model_dir
     from slcvae.training.distributed import resolve_device
 
@@ -171,60 +169,9 @@ def generate(
     model, tokenizer, cfg = load_model_dir(model_dir, checkpoint)
     model.to(resolve_device(device))
     anti_lm = load_lm(lm, tokenizer) if decode == "mmi" else None
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with OutputLock.file(output):
-        # resume at a chunk boundary, so chunk c is always made with seed + c: a resumed file equals an uninterrupted one
-        first = (kept_lines(output, examples) if resume else 0) // batch_size
-        keep = (
-            len("".join(output.read_text(encoding="utf-8").splitlines(keepends=True)[: first * batch_size]).encode())
-            if first
-            else 0
-        )
-        with open(output, "r+b" if first else "wb") as f:
-            f.truncate(keep)
-            f.seek(keep)
-            for c in range(first, -(-len(examples) // batch_size)):
-                chunk = examples[c * batch_size : (c + 1) * batch_size]
-                outputs = run(model, tokenizer, chunk, cfg.data, dataclasses.replace(gen, seed=seed + c), anti_lm)
-                for ex, samples in zip(chunk, outputs, strict=True):
-                    f.write((json.dumps({"source": ex.source_text, "samples": samples}, ensure_ascii=False) + "\n").encode())
-                f.flush()
-    how = f" (resumed after {first * batch_size})" if resume else ""
+    _, first = generate_file(model, tokenizer, cfg, examples, gen, output, anti_lm, resume, chunk=batch_size)
+    how = f" (resumed after {first})" if resume else ""
     print(f"wrote {len(examples)} sources x {num_samples} samples to {output}{how}", file=sys.stderr)
-
-
-def kept_lines(output: Path, examples) -> int:
-    """How many leading lines of a partial --output are complete and match the input's sources, in order."""
-    if not output.is_file():
-        return 0
-    count = 0
-    for line in output.read_text(encoding="utf-8").splitlines(keepends=True):
-        if not line.endswith("\n") or count >= len(examples):
-            break
-        try:
-            source = json.loads(line).get("source")
-        except (ValueError, AttributeError):
-            break
-        if source != examples[count].source_text:
-            raise InputError(
-                output, count + 1, "--resume: this line's source is not the input's; the output belongs to another input"
-            )
-        count += 1
-    return count
-
-
-def load_lm(lm_dir: Path | None, tokenizer):
-    """The anti-language model for --decode mmi; it must share the generator's vocabulary."""
-    from slcvae.training import load_model_dir
-
-    if lm_dir is None:
-        raise InputError("--lm", None, "--decode mmi needs --lm, a folder written by `slcvae train --model lm`")
-    lm, lm_tok, lm_cfg = load_model_dir(Path(lm_dir), "last")
-    if lm_cfg.model_name != "lm":
-        raise InputError(Path(lm_dir) / "config.json", 1, f"holds model {lm_cfg.model_name!r}, not an lm")
-    if lm_tok.tokenizer.get_vocab() != tokenizer.tokenizer.get_vocab():
-        raise InputError(Path(lm_dir) / "tokenizer.json", 1, "the language model's vocabulary differs from the generator's")
-    return lm
 
 
 @app.command(
@@ -263,7 +210,7 @@ def compare(spec: Annotated[Path, typer.Option(help="TOML: corpus, budget, seeds
     """Train models x seeds at an equal budget, score them all, write results.json, report.md and plots.
 
     Resumable: finished runs are skipped, interrupted ones continue from their last checkpoint."""
-    from slcvae.evaluation.compare import run
+    from slcvae.pipeline.compare import run
 
     run(spec)
 
@@ -322,14 +269,16 @@ def demo(
     workers: Annotated[int, typer.Option(help="models trained at once, one thread each")] = 2,
 ):
     """Synthetic corpus -> train seq2seq, cvae, cvae-bow, slcvae -> 10 samples per test source -> table + plot."""
-    from slcvae.cli.demo import run
+    from slcvae.pipeline.demo import run
 
     if workers < 1:
         raise InputError("--workers", None, f"must be >= 1, got {workers}")
     run(out, max_minutes, workers)
 
 
-@app.command(epilog="Example: slcvae serve --model-dir runs/demo/models/slcvae --port 8000   (then open http://127.0.0.1:8000/)")
+@app.command(
+    epilog="Example: slcvae serve --model-dir runs/demo/runs/slcvae/seed1234 --port 8000   (then open http://127.0.0.1:8000/)"
+)
 @boundary
 def serve(
     model_dir: Annotated[Path, typer.Option(help="a `slcvae train --out` folder or a folder written by `slcvae export`")],
@@ -361,7 +310,7 @@ def serve(
     uvicorn.run(create_app(gen, cfg, name=model_dir.name), host=host, port=port, log_level="warning")
 
 
-@app.command(epilog="Example: slcvae export --model-dir runs/demo/models/slcvae --out models/demo-slcvae")
+@app.command(epilog="Example: slcvae export --model-dir runs/demo/runs/slcvae/seed1234 --out models/demo-slcvae")
 @boundary
 def export(
     model_dir: Annotated[Path, typer.Option(help="a `slcvae train --out` folder")],

@@ -1,6 +1,10 @@
 """Multi-sample, multi-reference metrics.
 
-Texts are compared as lowercase whitespace tokens. With b_n(h, r) = NLTK sentence BLEU
+Samples and references go through the same scoring tokenization, `score_tokens`: lowercase, then
+every CJK character is a token, runs of other letters / digits / underscores are tokens, and runs
+of other non-space characters (punctuation) are tokens - the model tokenizer's own split (its
+Whitespace pre-tokenizer, CJK isolated), so a sample the model decodes as "abilene , texas ."
+matches the raw reference "Abilene, Texas.". With b_n(h, r) = NLTK sentence BLEU
 (weights 1/n for 1..n-grams, smoothing method 7; method 7 lets an exact match score above 1)
 and b = b_3:
 
@@ -9,8 +13,9 @@ and b = b_3:
     bleu_f1             2PR / (P + R) of the source-averaged P and R
     bleuN_precision/recall  the same with b_N, N = 1..4 (Zhao et al. 2017 report 1-4)
     paper_bleu_precision/recall  the same with d = (b_1 + b_2 + b_3) / 3, the SLCVAE paper's BLEU (Zhang et al. 2019)
-    sacrebleu           sacreBLEU corpus BLEU (0-100, its default 13a tokenizer) of each source's
-                        first sample against all its references: the number MT-style papers print
+    sacrebleu           sacreBLEU corpus BLEU (0-100; lowercase, its 13a tokenizer, or its zh tokenizer
+                        when the references hold CJK) of each source's first sample against all its
+                        references: the number MT-style papers print
     distinct_n          distinct n-grams over all samples of all sources / total generated tokens (Li et al. 2016)
     intra_distinct_n    per sample: distinct n-grams / n-grams, averaged (Gu et al. 2019, DialogWAE)
     inter_distinct_n    per source: distinct n-grams / n-grams across its N samples, averaged
@@ -37,7 +42,17 @@ from slcvae.errors import InputError
 
 _SMOOTH = SmoothingFunction().method7
 _WEIGHTS = (1 / 3, 1 / 3, 1 / 3)
-_WORDS = re.compile(r"\w+|[^\w\s]")
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # as data/tokenizer.py: CJK ideographs
+_TOKENS = re.compile(f"[{_CJK}]|(?:(?![{_CJK}])\\w)+|[^\\w\\s]+")
+
+
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+
+
+def score_tokens(text: str) -> list[str]:
+    """The scoring tokenization of samples and references alike: lowercase; CJK characters, word runs and
+    punctuation runs apart. "Abilene, Texas." -> [abilene, ",", texas, "."]; "我爱T恤" -> [我, 爱, t, 恤]."""
+    return _TOKENS.findall(text.lower())
 
 
 _ORDERS = (1, 2, 3, 4)
@@ -67,8 +82,8 @@ def bleu_orders(hypothesis: Sequence[str], reference: Sequence[str]) -> list[flo
 
 def bleu_precision_recall_orders(samples: Sequence[str], references: Sequence[str]) -> list[tuple[float, float]]:
     """Per-source (precision, recall) for b_1 .. b_4, then for the SLCVAE paper's d = (b_1 + b_2 + b_3) / 3."""
-    hyps = [s.lower().split() for s in samples]
-    refs = [r.lower().split() for r in references]
+    hyps = [score_tokens(s) for s in samples]
+    refs = [score_tokens(r) for r in references]
     table = [[[*b, sum(b[:3]) / 3] for b in (bleu_orders(h, r) for r in refs)] for h in hyps]  # [sample][reference][b]
     out = []
     for k in range(len(_ORDERS) + 1):
@@ -79,7 +94,7 @@ def bleu_precision_recall_orders(samples: Sequence[str], references: Sequence[st
 
 
 def bleu_precision_recall(samples: Sequence[str], references: Sequence[str]) -> tuple[float, float]:
-    """Per-source BLEU precision and recall (b = b_3), texts split as lowercase whitespace tokens."""
+    """Per-source BLEU precision and recall (b = b_3) over score_tokens."""
     return bleu_precision_recall_orders(samples, references)[2]
 
 
@@ -95,7 +110,7 @@ def intra_inter_distinct(all_samples: Sequence[Sequence[str]], n: int) -> tuple[
     """
     intra, inter = [], []
     for samples in all_samples:
-        grams = [_ngrams(text.lower().split(), n) for text in samples]
+        grams = [_ngrams(score_tokens(text), n) for text in samples]
         intra.extend(len(set(g)) / len(g) for g in grams if g)
         pooled = [x for g in grams for x in g]
         if pooled:
@@ -107,7 +122,7 @@ def self_bleu(samples: Sequence[str]) -> float:
     """Mean over samples of b(sample, the other samples): 1.15 when all samples are one >= 5-token text."""
     if len(samples) < 2:
         raise ValueError("self-BLEU needs at least 2 samples per source")
-    hyps = [s.lower().split() for s in samples]
+    hyps = [score_tokens(s) for s in samples]
     return sum(bleu(h, hyps[:i] + hyps[i + 1 :], multi=True) for i, h in enumerate(hyps)) / len(hyps)
 
 
@@ -116,8 +131,10 @@ def corpus_sacrebleu(first_samples: Sequence[str], references: Sequence[Sequence
     width = max(len(r) for r in references)
     # sacreBLEU takes reference streams; a source with fewer references fills its slots with None
     streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(width)]
+    tokenize = "zh" if any(_CJK_CHAR.search(r) for refs in references for r in refs) else "13a"
     # force: pre-tokenized corpora (DailyDialog) would make sacreBLEU warn on every call; the score is unchanged
-    return float(sacrebleu.corpus_bleu(list(first_samples), streams, force=True).score)
+    bleu_ = sacrebleu.corpus_bleu(list(first_samples), streams, force=True, lowercase=True, tokenize=tokenize)
+    return float(bleu_.score)
 
 
 def distinct(all_samples: Sequence[Sequence[str]], n: int) -> float:
@@ -125,14 +142,14 @@ def distinct(all_samples: Sequence[Sequence[str]], n: int) -> float:
     grams, total = set(), 0
     for samples in all_samples:
         for text in samples:
-            tokens = text.lower().split()
+            tokens = score_tokens(text)
             total += len(tokens)
             grams.update(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
     return len(grams) / total if total else 0.0
 
 
 def _mode_key(text: str) -> tuple[str, ...]:
-    return tuple(_WORDS.findall(text.lower()))
+    return tuple(score_tokens(text))
 
 
 def mode_precision_coverage(samples: Sequence[str], references: Sequence[str]) -> tuple[float, float]:
@@ -177,7 +194,7 @@ def evaluate_texts(
     if all(len(s) >= 2 for s in predictions):
         out["self_bleu"] = sum(self_bleu(s) for s in predictions) / len(predictions)
     out["unique_per_source"] = sum(len(set(s)) for s in predictions) / len(predictions)
-    out["avg_length"] = sum(len(t.split()) for s in predictions for t in s) / sum(map(len, predictions))
+    out["avg_length"] = sum(len(score_tokens(t)) for s in predictions for t in s) / sum(map(len, predictions))
     if modes:
         mpc = [mode_precision_coverage(p, r) for p, r in zip(predictions, references, strict=True)]
         out["mode_precision"] = sum(x for x, _ in mpc) / len(mpc)

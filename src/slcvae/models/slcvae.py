@@ -68,18 +68,19 @@ def frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-def x_gap_plateaued(means: torch.Tensor, gap: float, step: int, plateau: float, min_step: int = 100) -> bool:
+def x_gap_plateaued(means: torch.Tensor, gap: float, step: int, plateau: float, every: int = 1, min_step: int = 100) -> bool:
     """Update the x-gap's running means in place, [recent, last half of the run]; True once it stopped growing.
 
-    recent: time constant ~20 steps (a plain mean before that); half: time constant step / 2, so it
-    averages the last half of the run whatever its length. "Stopped growing": recent - half <
+    Called every `every`-th step. recent: time constant ~20 steps (a plain mean before that); half:
+    time constant step / 2, so it averages the last half of the run whatever its length. "Stopped growing": recent - half <
     plateau * recent, i.e. under `plateau` growth over the last half of the run. A linearly growing
     gap keeps recent ~ 2 half and never triggers; a saturating one triggers soon after it flattens.
     Not before `min_step` (the means need some steps) nor while the gap is ~0 (the decoder reads
     nothing yet: 0.01 nats per token).
     """
-    means[0] += max(0.05, 1.0 / (step + 1)) * (gap - means[0])
-    means[1] += 2.0 / (step + 2) * (gap - means[1])
+    n = step // every  # updates so far
+    means[0] += min(1.0, max(0.05 * every, 1.0 / (n + 1))) * (gap - means[0])
+    means[1] += 2.0 / (n + 2) * (gap - means[1])
     recent, half = float(means[0]), float(means[1])
     return step >= min_step and recent > 0.01 and recent - half < plateau * recent
 
@@ -171,7 +172,8 @@ class SLCVAE(CVAE):
         if phase == "label":
             return self.recovery(batch)
         out, losses = self.elbo(batch, step)
-        if self.training and self.cfg.slcvae.start == "auto" and self.start_step < 0:
+        s = self.cfg.slcvae
+        if self.training and s.start == "auto" and self.start_step < 0 and step % s.watch_every == 0:
             losses["x_gap"] = self.watch_x_gap(batch, out, losses["rec"], step)
         with torch.no_grad():  # z* is a fixed target in this phase
             z_star = self.labeler(batch, out["ctx"], out["y"])
@@ -192,7 +194,8 @@ class SLCVAE(CVAE):
         ctx = out["ctx"].roll(1, 0)  # every row gets its neighbour's context, same z and target
         other = self.decoder.nll(torch.cat([ctx, out["z"]], -1), batch.target, batch.target_lens).mean()
         gap = ((other - rec) / (batch.target_lens - 1).float().mean()).double()
-        if x_gap_plateaued(self.x_gap, float(gap), step, self.cfg.slcvae.plateau):
+        s = self.cfg.slcvae
+        if x_gap_plateaued(self.x_gap, float(gap), step, s.plateau, s.watch_every):
             self.start_step.fill_(step + 1)
         return gap.float()
 

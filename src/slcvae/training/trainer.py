@@ -24,9 +24,9 @@ from slcvae.data.batching import Encoded, bucket_order, collate, encode
 from slcvae.data.corpus import read_pairs
 from slcvae.data.tokenizer import TextTokenizer
 from slcvae.errors import InputError, TrainingDiverged
-from slcvae.evaluation.latent import active_units, mutual_information
 from slcvae.io import OutputLock, fingerprint, write_json_atomic, write_text_atomic
 from slcvae.models import Seq2Seq, build_model
+from slcvae.models.latent import active_units, mutual_information
 from slcvae.training import distributed
 from slcvae.training.checkpoint import load_checkpoint, save_atomic
 
@@ -293,7 +293,7 @@ def validate(
     model: Seq2Seq, data: Encoded, tokenizer: TextTokenizer, batch_size: int, step: int, iw_samples: int = 0
 ) -> dict[str, float]:
     """Validation means per source: rec, kl, elbo = rec + kl, per-token nll and ppl, each phase's extra
-    losses (bow, label, recovery) and, for latent models, active units and I(z; x, y) (evaluation/latent.py).
+    losses (bow, label, recovery) and, for latent models, active units and I(z; x, y) (models/latent.py).
 
     iw_samples > 0 adds iw_nll (per source) and iw_ppl (per token): the importance-weighted bound
     on -log p(y|x) with that many samples (the exact NLL for seq2seq).

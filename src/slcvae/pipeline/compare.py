@@ -16,7 +16,7 @@ Spec (paths relative to the working directory):
     test = "data/synth/test.jsonl"
     config = "configs/synth.toml"      # optional base TOML for every model
     seeds = [1, 2, 3]
-    max_steps = 3000                   # or max_minutes = 15 (exactly one)
+    max_steps = 3000                   # and/or max_minutes = 15 (with both, whichever ends a run first)
     workers = 2                        # runs trained at once (each with train.threads from the config)
     test_sources = 0                   # score only the first N test sources; 0 = all
 
@@ -48,6 +48,7 @@ from slcvae.config import Config, build_config, config_diff, tomllib
 from slcvae.errors import InputError
 from slcvae.generation import GenerateConfig
 from slcvae.io import OutputLock
+from slcvae.pipeline.run import score_run, train_run
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _TOP = {"out", "train", "valid", "test", "config", "seeds", "max_steps", "max_minutes", "workers", "test_sources",
@@ -86,9 +87,11 @@ class Spec:
 
     def budget_sets(self, seed: int) -> list[str]:
         sets = [f"train.seed={seed}", "train.progress=false"]
-        if self.max_minutes:
-            return [*sets, f"train.max_minutes={self.max_minutes}"]
-        return [*sets, f"train.max_steps={self.max_steps}"]
+        return sets + [f"train.{k}={v}" for k, v in self.budget().items()]
+
+    def budget(self) -> dict[str, float]:
+        """The budget the spec gives (one or both of max_steps, max_minutes); the config's value for the other."""
+        return {k: v for k, v in (("max_steps", self.max_steps), ("max_minutes", self.max_minutes)) if v}
 
     def build(self, entry: Entry, seed: int) -> Config:
         return build_config(entry.model, self.config, [*entry.sets, *self.budget_sets(seed)])
@@ -113,8 +116,10 @@ def _need(tree: dict, key: str, kind: type | tuple[type, ...], path: Path) -> An
     return tree[key]
 
 
-def load_spec(path: Path) -> Spec:
-    """Read and check a compare spec; every problem names the file and the key."""
+def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Spec:
+    """Read and check a compare spec; every problem names the file and the key.
+
+    `overrides` replace top-level keys after reading (the demo points a shipped spec at its own folder)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, None, "no such spec file")
@@ -122,11 +127,12 @@ def load_spec(path: Path) -> Spec:
         tree = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise InputError(path, None, f"invalid TOML: {err}") from None
+    tree.update(overrides or {})
     unknown = set(tree) - _TOP
     if unknown:
         raise InputError(path, None, f"unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(_TOP))})")
-    if ("max_steps" in tree) == ("max_minutes" in tree):
-        raise InputError(path, None, "give exactly one budget: max_steps or max_minutes")
+    if "max_steps" not in tree and "max_minutes" not in tree:
+        raise InputError(path, None, "give a budget: max_steps, max_minutes or both")
     seeds = _need(tree, "seeds", list, path)
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds) or len(set(seeds)) != len(seeds):
         raise InputError(path, None, f"seeds must be a non-empty list of distinct integers, got {seeds!r}")
@@ -157,7 +163,7 @@ def load_spec(path: Path) -> Spec:
         generate=generate,
         iw_samples=int(evaluate.get("iw_samples", 20)),
     )
-    if spec.max_steps < 0 or spec.max_minutes < 0 or (spec.max_steps == 0 and spec.max_minutes == 0):
+    if spec.max_steps < 0 or spec.max_minutes < 0 or not spec.budget():
         raise InputError(path, None, "the budget must be positive")
     if spec.workers < 1:
         raise InputError(path, None, f"workers must be >= 1, got {spec.workers}")
@@ -203,33 +209,18 @@ def train_status(spec: Spec, entry: Entry, seed: int) -> str:
         _check_same_config(run_dir, cfg)
     if (run_dir / "summary.json").is_file():
         saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["train"]
-        asked = ("max_minutes", spec.max_minutes) if spec.max_minutes else ("max_steps", spec.max_steps)
-        if saved[asked[0]] != asked[1]:
-            raise InputError(run_dir / "config.json", 1, f"finished with train.{asked[0]}={saved[asked[0]]}, the spec asks "
-                             f"for {asked[1]}; delete the folder or restore the spec")  # fmt: skip
+        for key, asked in spec.budget().items():
+            if saved[key] != asked:
+                raise InputError(run_dir / "config.json", 1, f"finished with train.{key}={saved[key]}, the spec asks "
+                                 f"for {asked}; delete the folder or restore the spec")  # fmt: skip
         return "done"
     return "partial" if (run_dir / "last.pt").is_file() else "new"
 
 
 def _train_job(job: tuple[Spec, str, int]) -> tuple[str, int, float]:
     """Train (or resume) one run in a worker process; returns its wall seconds."""
-    from slcvae.training import train
-    from slcvae.training.checkpoint import load_checkpoint
-
     spec, name, seed = job
-    entry, run_dir = spec.entries[name], spec.run_dir(name, seed)
-    cfg = spec.build(entry, seed)
-    resume = (run_dir / "last.pt").is_file()
-    if resume and spec.max_minutes:
-        done = load_checkpoint(run_dir / "last.pt")["state"]["seconds"]
-        cfg.train.max_minutes = max(spec.max_minutes - done / 60, 1e-3)  # the minutes it has left
-    started = time.monotonic()
-    train(cfg, spec.train, spec.valid, run_dir, resume=resume)
-    if resume and spec.max_minutes:  # record the budget of the whole run, not of its last part
-        saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-        saved["train"]["max_minutes"] = spec.max_minutes
-        (run_dir / "config.json").write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
-    return name, seed, time.monotonic() - started
+    return name, seed, train_run(spec.build(spec.entries[name], seed), spec.train, spec.valid, spec.run_dir(name, seed))
 
 
 def _score_job(job: tuple[Spec, str, int]) -> tuple[str, int, dict[str, Any]]:
@@ -240,64 +231,19 @@ def _score_job(job: tuple[Spec, str, int]) -> tuple[str, int, dict[str, Any]]:
 
     spec, name, seed = job
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // spec.workers))
-    return name, seed, score_run(spec, spec.entries[name], seed)
-
-
-def score_run(spec: Spec, entry: Entry, seed: int) -> dict[str, Any]:
-    """Generate for the test sources and score them; cached in eval.json with the generation settings."""
-    from slcvae.data.corpus import Example, read_corpus
-    from slcvae.evaluation import evaluate_texts, latent_health
-    from slcvae.generation import generate
-    from slcvae.io import write_text_atomic
-    from slcvae.training import load_model_dir
-
-    out_dir, train_dir = spec.run_dir(entry.name, seed), spec.run_dir(entry.run, seed)
+    entry = spec.entries[name]
     gen = spec.generate_config(entry, seed)
-    key = {
-        "generate": dataclasses.asdict(gen),
-        "checkpoint": spec.checkpoint(entry),
-        "test": str(spec.test),
-        "test_sources": spec.test_sources,
-        "iw_samples": spec.iw_samples,
-    }
-    cache = out_dir / "eval.json"
-    if cache.is_file():
-        saved = json.loads(cache.read_text(encoding="utf-8"))
-        if saved.get("key") == key:
-            return saved["metrics"]
-    tests = read_corpus(spec.test)
-    if spec.test_sources:
-        tests = tests[: spec.test_sources]
-    checkpoint = spec.checkpoint(entry)
-    model, tokenizer, cfg = load_model_dir(train_dir, checkpoint)
-    anti_lm = None
-    if gen.decode == "mmi":
-        from slcvae.cli.main import load_lm
-
-        anti_lm = load_lm(spec.run_dir(gen.lm, seed) if gen.lm in spec.entries else Path(gen.lm), tokenizer)
-    samples = generate(model, tokenizer, tests, cfg.data, gen, anti_lm)
-    lines = (
-        json.dumps({"source": ex.source_text, "samples": s}, ensure_ascii=False) + "\n"
-        for ex, s in zip(tests, samples, strict=True)
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "test.pred.jsonl", "".join(lines))
-    metrics: dict[str, Any] = evaluate_texts(samples, [ex.targets for ex in tests], modes=all(ex.complete for ex in tests))
-    if spec.iw_samples:  # on the scored sources, one pair per target, with the model already loaded
-        pairs = [Example(ex.source, [t], ex.line) for ex in tests for t in ex.targets]
-        metrics.update(latent_health(model, tokenizer, cfg, pairs, spec.iw_samples))
-    summary = json.loads((train_dir / "summary.json").read_text(encoding="utf-8"))
-    metrics.update(steps=summary["steps"], epochs=summary["epochs"], train_seconds=summary["train_seconds"])
-    metrics["examples"] = {"source": tests[0].source_text, "samples": samples[0]}
-    write_text_atomic(cache, json.dumps({"key": key, "metrics": metrics}, indent=2) + "\n")
-    return metrics
+    lm = (spec.run_dir(gen.lm, seed) if gen.lm in spec.entries else Path(gen.lm)) if gen.decode == "mmi" else None
+    metrics = score_run(spec.run_dir(entry.run, seed), spec.run_dir(name, seed), spec.test, gen, spec.checkpoint(entry),
+                        spec.test_sources, spec.iw_samples, lm)  # fmt: skip
+    return name, seed, metrics
 
 
-def run(spec_path: Path) -> dict[str, Any]:
+def run(spec: Path | Spec) -> dict[str, Any]:
     """The whole sweep: train what is missing, score what is unscored, write results.json, report.md, plots."""
     from rich.console import Console
 
-    spec = load_spec(spec_path)
+    spec = spec if isinstance(spec, Spec) else load_spec(spec)
     with OutputLock.folder(spec.out):  # a second compare into the same folder would race this one's runs
         return _run(spec, Console(stderr=True))
 
@@ -333,7 +279,7 @@ def _run(spec: Spec, console) -> dict[str, Any]:
             results.setdefault(name, {})[str(seed)] = scored[name, seed]
     payload = {
         "spec": str(spec.path),
-        "budget": {"max_minutes": spec.max_minutes} if spec.max_minutes else {"max_steps": spec.max_steps},
+        "budget": spec.budget(),
         "seeds": spec.seeds,
         "results": results,
         "wall_seconds_this_call": round(time.monotonic() - started, 1),

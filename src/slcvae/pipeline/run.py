@@ -1,0 +1,141 @@
+"""train -> generate -> score for one run: the single path that `slcvae generate`, `compare`, the demo
+and the ablation take.
+
+    train_run       train, or resume a stopped run with the part of its time budget it has left
+    generate_file   N outputs per source to JSONL, streamed chunk by chunk, resumable
+    score_run       generate for a test corpus and score it (text metrics + latent health), cached
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from slcvae.config import Config
+from slcvae.data.corpus import Example, read_corpus
+from slcvae.errors import InputError
+from slcvae.evaluation import evaluate_texts, latent_health
+from slcvae.generation import GenerateConfig, generate
+from slcvae.io import OutputLock, write_json_atomic
+from slcvae.training import load_model_dir, train
+from slcvae.training.checkpoint import load_checkpoint
+
+
+def train_run(cfg: Config, train_path: Path, valid_path: Path, run_dir: Path) -> float:
+    """Train into `run_dir`, or resume it from last.pt; returns the wall seconds of this call.
+
+    A resumed run with a time budget gets the minutes it has left, and its config.json keeps the
+    budget of the whole run (so a finished run compares equal to the spec that asked for it).
+    """
+    resume = (run_dir / "last.pt").is_file()
+    budget = cfg.train.max_minutes
+    if resume and budget:
+        done = load_checkpoint(run_dir / "last.pt")["state"]["seconds"]
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_minutes=max(budget - done / 60, 1e-3)))
+    started = time.monotonic()
+    train(cfg, train_path, valid_path, run_dir, resume=resume)
+    if resume and budget:
+        saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        saved["train"]["max_minutes"] = budget
+        write_json_atomic(run_dir / "config.json", saved)
+    return time.monotonic() - started
+
+
+def load_lm(lm_dir: Path | None, tokenizer):
+    """The anti-language model for --decode mmi; it must share the generator's vocabulary."""
+    if lm_dir is None:
+        raise InputError("--lm", None, "--decode mmi needs --lm, a folder written by `slcvae train --model lm`")
+    lm, lm_tok, lm_cfg = load_model_dir(Path(lm_dir), "last")
+    if lm_cfg.model_name != "lm":
+        raise InputError(Path(lm_dir) / "config.json", 1, f"holds model {lm_cfg.model_name!r}, not an lm")
+    if lm_tok.tokenizer.get_vocab() != tokenizer.tokenizer.get_vocab():
+        raise InputError(Path(lm_dir) / "tokenizer.json", 1, "the language model's vocabulary differs from the generator's")
+    return lm
+
+
+def kept_lines(output: Path, examples: list[Example]) -> int:
+    """How many leading lines of a partial output are complete and match the input's sources, in order."""
+    if not output.is_file():
+        return 0
+    count = 0
+    for line in output.read_text(encoding="utf-8").splitlines(keepends=True):
+        if not line.endswith("\n") or count >= len(examples):
+            break
+        try:
+            source = json.loads(line).get("source")
+        except (ValueError, AttributeError):
+            break
+        if source != examples[count].source_text:
+            raise InputError(
+                output, count + 1, "--resume: this line's source is not the input's; the output belongs to another input"
+            )
+        count += 1
+    return count
+
+
+def generate_file(
+    model, tokenizer, cfg: Config, examples: list[Example], gen: GenerateConfig, output: Path,
+    anti_lm=None, resume: bool = False, chunk: int = 0,
+) -> tuple[list[list[str]], int]:  # fmt: skip
+    """Write one {"source", "samples"} JSON line per source, flushed chunk by chunk; returns (samples made, resumed after).
+
+    Chunk c (`chunk` sources, 0 = all in one) is generated with seed + c, and resume restarts at a
+    chunk boundary, so a resumed file equals an uninterrupted one byte for byte.
+    """
+    chunk = chunk or max(1, len(examples))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    made: list[list[str]] = []
+    with OutputLock.file(output):
+        first = (kept_lines(output, examples) if resume else 0) // chunk
+        lines = output.read_text(encoding="utf-8").splitlines(keepends=True)[: first * chunk] if first else []
+        keep = len("".join(lines).encode())
+        with open(output, "r+b" if first else "wb") as f:
+            f.truncate(keep)
+            f.seek(keep)
+            for c in range(first, -(-len(examples) // chunk)):
+                part = examples[c * chunk : (c + 1) * chunk]
+                outputs = generate(model, tokenizer, part, cfg.data, dataclasses.replace(gen, seed=gen.seed + c), anti_lm)
+                for ex, samples in zip(part, outputs, strict=True):
+                    f.write((json.dumps({"source": ex.source_text, "samples": samples}, ensure_ascii=False) + "\n").encode())
+                f.flush()
+                made.extend(outputs)
+    return made, first * chunk
+
+
+def score_run(
+    train_dir: Path, out_dir: Path, test: Path, gen: GenerateConfig, checkpoint: str = "last",
+    test_sources: int = 0, iw_samples: int = 0, lm_dir: Path | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Generate for the test sources with the model in `train_dir`, score, and cache the result in out_dir/eval.json.
+
+    Metrics: evaluate_texts (BLEU, Distinct, modes where the corpus lists every valid target),
+    latent health with `iw_samples` > 0, and the run's steps, epochs, training seconds and final
+    validation KL / active units (summary.json). A cache whose settings differ is recomputed.
+    """
+    key = {"generate": dataclasses.asdict(gen), "checkpoint": checkpoint, "test": str(test),
+           "test_sources": test_sources, "iw_samples": iw_samples}  # fmt: skip
+    cache = out_dir / "eval.json"
+    if cache.is_file():
+        saved = json.loads(cache.read_text(encoding="utf-8"))
+        if saved.get("key") == key:
+            return saved["metrics"]
+    tests = read_corpus(test)
+    if test_sources:
+        tests = tests[:test_sources]
+    model, tokenizer, cfg = load_model_dir(train_dir, checkpoint)
+    anti_lm = load_lm(lm_dir, tokenizer) if gen.decode == "mmi" else None
+    samples, _ = generate_file(model, tokenizer, cfg, tests, gen, out_dir / "test.pred.jsonl", anti_lm)
+    metrics: dict[str, Any] = evaluate_texts(samples, [ex.targets for ex in tests], modes=all(ex.complete for ex in tests))
+    if iw_samples:  # on the scored sources, one pair per target, with the model already loaded
+        pairs = [Example(ex.source, [t], ex.line) for ex in tests for t in ex.targets]
+        metrics.update(latent_health(model, tokenizer, cfg, pairs, iw_samples))
+    summary = json.loads((train_dir / "summary.json").read_text(encoding="utf-8"))
+    metrics.update(steps=summary["steps"], epochs=summary["epochs"], train_seconds=summary["train_seconds"])
+    valid = summary.get("valid") or {}
+    metrics.update(valid_kl=valid.get("kl", 0.0), valid_active_units=valid.get("active_units", 0.0))
+    metrics["examples"] = {"source": tests[0].source_text, "samples": samples[0]}
+    write_json_atomic(cache, {"key": key, "metrics": metrics})
+    return metrics
