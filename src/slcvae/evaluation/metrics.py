@@ -38,15 +38,14 @@ import sacrebleu
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
 from slcvae.data.corpus import iter_json_objects
+from slcvae.data.tokenizer import CJK
 from slcvae.errors import InputError
 
 _SMOOTH = SmoothingFunction().method7
 _WEIGHTS = (1 / 3, 1 / 3, 1 / 3)
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # as data/tokenizer.py: CJK ideographs
-_TOKENS = re.compile(f"[{_CJK}]|(?:(?![{_CJK}])\\w)+|[^\\w\\s]+")
-
-
-_CJK_CHAR = re.compile(f"[{_CJK}]")
+# the model tokenizer's split (data/tokenizer.py): a CJK character, a run of other word characters, a punctuation run
+_TOKENS = re.compile(f"[{CJK}]|(?:(?![{CJK}])\\w)+|[^\\w\\s]+")
+_CJK_CHAR = re.compile(f"[{CJK}]")
 
 
 def score_tokens(text: str) -> list[str]:

@@ -7,7 +7,6 @@ the same budget, configs/demo.toml; 10 greedy samples per unseen test source, z 
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from importlib import resources
@@ -18,7 +17,7 @@ from rich.table import Table
 
 from slcvae.data.synth import synth
 from slcvae.errors import InputError
-from slcvae.io import write_text_atomic
+from slcvae.io import write_json_atomic, write_text_atomic
 from slcvae.pipeline import compare
 from slcvae.pipeline.compare import load_spec
 
@@ -95,15 +94,15 @@ def run(out: Path, max_minutes: float = 4.0, workers: int = 2, models: tuple[str
     console.print(f"training {', '.join(models)}: {workers} at a time, one thread each, at most {max_minutes} min each")
     payload = compare.run(spec)
     seed = str(spec.seeds[0])
-    results = {}
+    results, examples = {}, {}
     for name in spec.entries:
         m = dict(payload["results"][name][seed])
-        examples = m.pop("examples")
+        first = m.pop("examples")  # every model's samples for the same first test source
+        source, examples[name] = first["source"], first["samples"]
         m.update(kl=m.pop("valid_kl"), active_units=m.pop("valid_active_units"))
         results[name] = m
-    examples = {name: payload["results"][name][seed]["examples"]["samples"] for name in spec.entries}
-    source = payload["results"][next(iter(spec.entries))][seed]["examples"]["source"]
-    table = Table(title=f"slcvae demo: {m['sources']} unseen sources, 10 greedy samples each, z from the prior", width=140)
+    sources = next(iter(results.values()))["sources"]
+    table = Table(title=f"slcvae demo: {sources} unseen sources, 10 greedy samples each, z from the prior", width=140)
     table.add_column("model")
     for _, header in COLUMNS:
         table.add_column(header, justify="right")
@@ -113,9 +112,7 @@ def run(out: Path, max_minutes: float = 4.0, workers: int = 2, models: tuple[str
     console.print(f"\nsource: {source}")
     for name, samples in examples.items():
         console.print(f"[bold]{name}[/bold]: " + " | ".join(sorted(set(samples))))
-    write_text_atomic(
-        out / "results.json", json.dumps({"results": results, "examples": {"source": source, **examples}}, indent=2) + "\n"
-    )
+    write_json_atomic(out / "results.json", {"results": results, "examples": {"source": source, **examples}})
     write_text_atomic(out / "results.md", markdown(results))
     plot(results, out / "results.png")
     console.print(
