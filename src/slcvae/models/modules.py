@@ -11,6 +11,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 from slcvae.config import ModelConfig
 from slcvae.data.batching import Batch
+from slcvae.models.softmax import linear_cross_entropy
 
 
 def uniform(lens: torch.Tensor, width: int) -> bool:
@@ -149,7 +150,7 @@ class Decoder(nn.Module):
     def nll(self, cond: torch.Tensor, target: torch.Tensor, target_lens: torch.Tensor, word_dropout: float = 0.0) -> torch.Tensor:
         states = self.hidden(cond, target, target_lens, word_dropout)
         gold = target[:, 1:][_mask(target_lens - 1, target.shape[1] - 1)]
-        token_nll = F.cross_entropy(self.out(states), gold, reduction="none")
+        token_nll = linear_cross_entropy(states, self.out.weight, self.out.bias, gold)  # [n_tokens], fused on CPU
         # sum per sentence: scatter the flat token losses back to their rows
         rows = torch.repeat_interleave(torch.arange(target.shape[0], device=target.device), target_lens - 1)
         return torch.zeros(target.shape[0], device=target.device, dtype=token_nll.dtype).index_add_(0, rows, token_nll)

@@ -1,0 +1,84 @@
+"""Training speed at the SLCVAE paper's DailyDialog size (issue 9): steps/s of the real training step.
+
+    python bench/paper_speed.py [--model cvae] [--steps 200] [--threads 1] [--profile] [--set k=v ...]
+
+Builds the model from configs/paper-dailydialog.toml (2-layer GRUs, 32 / 32, latent 8, batch 64) on the
+paper's windowed DailyDialog (`slcvae prepare dailydialog ../shared/data/dailydialog data/dd-paper --windows 6`),
+and times what the trainer does per step: collate a bucketed batch, forward every phase, backward, clip, Adam.
+Prints steps/s (after 20 warm-up steps) and, with --profile, the top operators by self CPU time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from slcvae.config import build_config
+from slcvae.data.batching import bucket_order, collate, encode
+from slcvae.data.corpus import read_pairs
+from slcvae.data.tokenizer import TextTokenizer
+from slcvae.models import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="cvae")
+    ap.add_argument("--data", type=Path, default=ROOT / "data" / "dd-paper")
+    ap.add_argument("--config", type=Path, default=ROOT / "configs" / "paper-dailydialog.toml")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--set", action="append", default=[], dest="sets")
+    args = ap.parse_args()
+    if not (args.data / "train.jsonl").is_file():
+        sys.exit(f"{args.data / 'train.jsonl'} not found: run `slcvae prepare dailydialog ../shared/data/dailydialog "
+                 f"{args.data} --windows 6` first")  # fmt: skip
+    torch.set_num_threads(args.threads)
+    cfg = build_config(args.model, args.config, args.sets)
+    examples = read_pairs(args.data / "train.jsonl")
+    d = cfg.data
+    tok = TextTokenizer.train([t for ex in examples for t in (*ex.source, *ex.targets)], d.tokenizer, d.lowercase,
+                              d.max_vocab, d.min_freq)  # fmt: skip
+    data = encode(examples, tok, cfg.data)
+    torch.manual_seed(0)
+    model = build_model(cfg, tok.vocab_size, tok.unk_id)
+    groups = model.optimizer_groups(cfg.train.lr)
+    optims = {name: torch.optim.Adam([group], foreach=True) for name, group in groups.items()}
+    batches = bucket_order(data.lengths(), cfg.train.batch_size, cfg.train.bucket_batches, 0, 0)
+    model.train()
+
+    def run(n: int, offset: int) -> None:
+        for i in range(n):
+            batch = collate(data, batches[(offset + i) % len(batches)], tok)
+            model.observe(offset + i, 0.5)
+            for phase in model.phases_at(offset + i):
+                _, losses = model(batch, step=offset + i, phase=phase)
+                optims[phase].zero_grad(set_to_none=True)
+                losses["loss"].backward()
+                torch.nn.utils.clip_grad_norm_(groups[phase]["params"], cfg.train.grad_clip)
+                optims[phase].step()
+                losses["loss"].item()
+
+    run(20, 0)
+    start = time.perf_counter()
+    run(args.steps, 20)
+    seconds = time.perf_counter() - start
+    out = {"model": args.model, "threads": args.threads, "steps": args.steps, "steps_per_s": round(args.steps / seconds, 2),
+           "epoch_minutes": round(len(batches) / (args.steps / seconds) / 60, 2), "vocab": tok.vocab_size,
+           "torch": torch.__version__}  # fmt: skip
+    print(json.dumps(out))
+    if args.profile:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            run(30, 20 + args.steps)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30))
+
+
+if __name__ == "__main__":
+    main()
