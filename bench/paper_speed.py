@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from slcvae.config import build_config
-from slcvae.data.batching import bucket_order, collate, encode
+from slcvae.data.batching import bucket_order, collate, encode, fit_tokenizer
 from slcvae.data.corpus import read_pairs
-from slcvae.data.tokenizer import TextTokenizer
 from slcvae.models import build_model
+from slcvae.training.trainer import phase_step
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,9 +43,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = build_config(args.model, args.config, args.sets)
     examples = read_pairs(args.data / "train.jsonl")
-    d = cfg.data
-    tok = TextTokenizer.train([t for ex in examples for t in (*ex.source, *ex.targets)], d.tokenizer, d.lowercase,
-                              d.max_vocab, d.min_freq)  # fmt: skip
+    tok = fit_tokenizer(examples, cfg.data)
     data = encode(examples, tok, cfg.data)
     torch.manual_seed(0)
     model = build_model(cfg, tok.vocab_size, tok.unk_id)
@@ -59,12 +57,8 @@ def main() -> None:
             batch = collate(data, batches[(offset + i) % len(batches)], tok)
             model.observe(offset + i, 0.5)
             for phase in model.phases_at(offset + i):
-                _, losses = model(batch, step=offset + i, phase=phase)
-                optims[phase].zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                torch.nn.utils.clip_grad_norm_(groups[phase]["params"], cfg.train.grad_clip)
-                optims[phase].step()
-                losses["loss"].item()
+                losses = phase_step(model, batch, offset + i, phase, optims[phase], groups[phase]["params"], cfg.train.grad_clip)
+                losses["loss"].item()  # the trainer reads every loss back each step
 
     run(20, 0)
     start = time.perf_counter()

@@ -34,6 +34,12 @@ class Encoded:
         return np.array([len(t) * 1000 + sum(map(len, s)) for s, t in zip(self.turns, self.targets, strict=True)])
 
 
+def fit_tokenizer(examples: Sequence[Example], cfg: DataConfig) -> TextTokenizer:
+    """A tokenizer trained on every source turn and target of `examples`, with the data config's settings."""
+    texts = [t for ex in examples for t in (*ex.source, *ex.targets)]
+    return TextTokenizer.train(texts, cfg.tokenizer, cfg.lowercase, cfg.max_vocab, cfg.min_freq)
+
+
 def encode(examples: Sequence[Example], tokenizer: TextTokenizer, cfg: DataConfig) -> Encoded:
     """Tokenize each example's source turns and its first target, truncating to the limits."""
     truncated = 0

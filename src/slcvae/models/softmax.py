@@ -10,8 +10,8 @@ gradient of every row's NLL in the same pass: the softmax of a chunk is used whi
 
 Backward scales the per-row gradients by the incoming [n] gradient; when every row's is the same (a mean of sums,
 the usual loss) the weight gradient precomputed in forward is exact up to that factor, otherwise the chunks are
-recomputed with each row's factor. Exact up to float rounding (tests/test_softmax.py). CUDA, autocast and other
-dtypes keep PyTorch's kernels.
+recomputed with each row's factor. Exact up to float rounding (tests/test_softmax.py). Other devices (CUDA),
+autocast and other dtypes keep PyTorch's kernels.
 """
 
 from __future__ import annotations
@@ -78,6 +78,6 @@ class _LinearCrossEntropy(torch.autograd.Function):
 def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
     """-log softmax(h W^T + b)[gold] per row: h [n, d], weight [vocab, d], bias [vocab], gold [n] -> [n]."""
     plain = h.dtype == weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-    if h.is_cuda or h.shape[0] == 0 or not plain:  # the chunks are tuned for fp32 CPU caches; the rest keeps PyTorch's
+    if h.device.type != "cpu" or h.shape[0] == 0 or not plain:  # chunks are tuned for fp32 CPU caches; else PyTorch's
         return F.cross_entropy(F.linear(h, weight, bias), gold, reduction="none")
     return _LinearCrossEntropy.apply(h.contiguous(), weight, bias, gold, torch.is_grad_enabled())

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from slcvae.config import RESUME_FREE, Config, config_diff
-from slcvae.data.batching import Encoded, bucket_order, collate, encode
+from slcvae.data.batching import Batch, Encoded, bucket_order, collate, encode, fit_tokenizer
 from slcvae.data.corpus import read_pairs
 from slcvae.data.tokenizer import TextTokenizer
 from slcvae.errors import InputError, TrainingDiverged
@@ -41,6 +41,30 @@ class TrainState:
     best: float = math.inf  # best validation -ELBO so far (among checkpoints the model allows)
     stale: int = 0  # validations since the best one (among those the model allows): early stopping counts these
     seconds: float = 0.0  # training wall time over all (resumed) runs
+
+
+def phase_step(
+    net: torch.nn.Module,
+    batch: Batch,
+    step: int,
+    phase: str,
+    optim: torch.optim.Optimizer,
+    params: list,
+    grad_clip: float,
+    loss_weight: float = 1.0,
+) -> dict[str, torch.Tensor]:
+    """One update of one training phase: forward, backward of loss x loss_weight, gradient clipping, optimizer step.
+
+    Returns the phase's losses; raises TrainingDiverged on a non-finite loss, before anything is updated.
+    """
+    _, losses = net(batch, step=step, phase=phase)
+    if not torch.isfinite(losses["loss"]):
+        raise TrainingDiverged(f"step {step}, phase {phase}: loss is {losses['loss'].item()}")
+    optim.zero_grad(set_to_none=True)
+    (losses["loss"] * loss_weight if loss_weight != 1.0 else losses["loss"]).backward()
+    torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optim.step()
+    return losses
 
 
 def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume: bool = False) -> dict:
@@ -93,9 +117,7 @@ def _train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resum
     else:
         if (out_dir / "last.pt").exists():
             raise InputError(out_dir, None, "already holds a run: pass --resume to continue it, or choose another --out")
-        d = cfg.data
-        texts = [t for ex in train_examples for t in (*ex.source, *ex.targets)]
-        tokenizer = TextTokenizer.train(texts, d.tokenizer, d.lowercase, d.max_vocab, d.min_freq)
+        tokenizer = fit_tokenizer(train_examples, cfg.data)
     train_data = encode(train_examples, tokenizer, cfg.data)
     valid_data = encode(valid_examples, tokenizer, cfg.data)
     for name, data in (("train", train_data), ("valid", valid_data)):
@@ -205,16 +227,11 @@ def _train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resum
                 model.train()
                 model.observe(state.step, budget_spent(state.step, state.seconds + time.monotonic() - mark))
                 for phase in model.phases_at(state.step):
-                    _, losses = net(batch, step=state.step, phase=phase)
-                    if not torch.isfinite(losses["loss"]):
-                        raise TrainingDiverged(
-                            f"step {state.step}, phase {phase}: loss is {losses['loss'].item()}; "
-                            f"the last good checkpoint is {out_dir / 'last.pt'}"
-                        )
-                    optims[phase].zero_grad(set_to_none=True)
-                    (losses["loss"] * weight if ctx.world > 1 else losses["loss"]).backward()
-                    torch.nn.utils.clip_grad_norm_(groups[phase]["params"], t.grad_clip)
-                    optims[phase].step()
+                    try:
+                        losses = phase_step(net, batch, state.step, phase, optims[phase], groups[phase]["params"],
+                                            t.grad_clip, weight if ctx.world > 1 else 1.0)  # fmt: skip
+                    except TrainingDiverged as err:
+                        raise TrainingDiverged(f"{err}; the last good checkpoint is {out_dir / 'last.pt'}") from None
                     for k, v in losses.items():
                         running[f"{phase}/{k}"].append(v.item())
                 state.batch_in_epoch += 1
