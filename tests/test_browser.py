@@ -48,6 +48,12 @@ def test_page_generates_in_a_browser(run_dir, tmp_path):  # noqa: F811
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            # this machine has no network beyond loopback: without these chromium keeps trying Google's hosts
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
             f"--user-data-dir={tmp_path / 'profile'}",
             "--virtual-time-budget=15000",
         ]

@@ -96,10 +96,19 @@ def grads(module):
     return {n: p.grad for n, p in module.named_parameters()}
 
 
-def test_labeling_phase_trains_only_the_labeler(tok):
-    model = make("slcvae", tok)
+@pytest.mark.parametrize("label_prior", [0.0, 1.0])
+def test_labeling_phase_trains_only_the_labeler(tok, label_prior):
+    model = make("slcvae", tok, f"slcvae.label_prior={label_prior}")
     assert isinstance(model, SLCVAE)
-    _, losses = model(batch(tok), phase="label")
+    out, losses = model(batch(tok), phase="label")
+    if label_prior:  # recovery + w (-log p(z*|x)) under the prior, which is frozen here like the decoder
+        with torch.no_grad():
+            mu_p, logvar_p = model.prior(model.encoder.source(batch(tok)))
+        nll = 0.5 * ((out["z_star"] - mu_p) ** 2 / logvar_p.exp() + logvar_p + math.log(2 * math.pi)).sum(-1).mean()
+        assert losses["label_prior"].item() == pytest.approx(nll.item(), rel=1e-5)
+        assert losses["loss"].item() == pytest.approx(losses["recovery"].item() + nll.item(), rel=1e-5)
+    else:
+        assert set(losses) == {"recovery", "loss"}
     losses["loss"].backward()
     labeler = set(model.labeler.parameters())
     for name, p in model.named_parameters():
@@ -211,6 +220,8 @@ def test_labeling_distance(tok, distance, expected):
 def test_kl_annealing_and_free_bits(tok):
     lin = make("cvae-anneal", tok, "cvae.anneal_steps=100")
     assert [lin.kl_weight(s) for s in (0, 50, 100, 500)] == [0.0, 0.5, 1.0, 1.0]
+    held = make("cvae", tok, "cvae.kl_anneal=linear", "cvae.anneal_steps=100", "cvae.anneal_hold=40")
+    assert [held.kl_weight(s) for s in (0, 40, 90, 140, 500)] == [0.0, 0.0, 0.5, 1.0, 1.0]
     cyc = make("cvae", tok, "cvae.kl_anneal=cyclical", "cvae.anneal_steps=100", "cvae.anneal_ratio=0.5")
     assert [cyc.kl_weight(s) for s in (0, 25, 50, 99, 100, 125)] == [0.0, 0.5, 1.0, 1.0, 0.0, 0.5]
     fb = make("cvae", tok, "cvae.free_bits=100.0")

@@ -47,6 +47,8 @@ class CVAEConfig:
     kl_anneal: str = "none"  # none | linear | cyclical (Bowman et al. 2016; Fu et al. 2019)
     anneal_steps: int = 10000  # linear: steps for the KL weight to reach 1; cyclical: length of one cycle
     anneal_ratio: float = 0.5  # cyclical: share of each cycle spent rising from 0 to 1 (Fu et al.'s R)
+    anneal_hold: int = 0  # linear: steps at beta = 0 before the ramp. Adam rescales gradients, so even beta = 0.01 moves q
+    # onto the prior at full speed while the decoder's gradient through z is still ~0 (docs/design.md, finding 5)
     free_bits: float = 0.0  # nats per latent dimension below which KL is not penalized (Kingma et al. 2016)
     word_dropout: float = 0.0  # chance to replace a decoder input word by <unk> (Bowman et al. 2016)
     bow_weight: float = 0.0  # weight of the bag-of-words loss from [x; z] (Zhao et al. 2017)
@@ -72,6 +74,8 @@ class SLCVAEConfig:
     label_every: int = 1  # a labeling phase before every k-th CVAE step (1 = strict alternation, the paper's)
     label_steps: int = 1  # labeling-network updates per labeling phase
     label_lr: float = 0.0  # learning rate of the labeling network; 0 = the CVAE's
+    label_prior: float = 0.0  # labeling phase: weight of -log p(z*|x) beside the recovery loss; 1 makes z* the mode of
+    # the true posterior p(z|x,y) ~ p(y|x,z) p(z|x) instead of the decoder's best code however unlikely (0, the paper's)
 
 
 @dataclass
@@ -157,10 +161,11 @@ RANGES: dict[str, tuple[str, Any]] = {
     "model.dropout": _PROB,
     "cvae.anneal_steps": _POSITIVE,
     "cvae.anneal_ratio": _SHARE,
+    "cvae.anneal_hold": _NONNEG,
     "cvae.free_bits": _NONNEG,
     "cvae.word_dropout": _PROB,
     "cvae.bow_weight": _NONNEG,
-    **{f"slcvae.{k}": _NONNEG for k in ("label_weight", "label_bound", "warmup_steps", "ramp", "label_decay_steps", "label_lr")},
+    **{f"slcvae.{k}": _NONNEG for k in ("label_weight", "label_bound", "warmup_steps", "ramp", "label_decay_steps", "label_lr", "label_prior")},
     "slcvae.plateau": _SHARE,
     "slcvae.start_by": _SHARE,
     "slcvae.label_every": _POSITIVE,

@@ -33,10 +33,10 @@ class CVAE(Seq2Seq):
         self.bow = BagOfWords(m.context + m.latent, m.mlp, vocab) if cfg.cvae.bow_weight > 0 else None
 
     def kl_weight(self, step: int) -> float:
-        """beta at `step`: 1, a linear ramp over anneal_steps, or a cyclical ramp (Fu et al. 2019)."""
+        """beta at `step`: 1, a linear ramp over anneal_steps (after anneal_hold steps at 0), or a cyclical ramp."""
         c = self.cfg.cvae
         if c.kl_anneal == "linear":
-            return min(1.0, step / max(1, c.anneal_steps))
+            return min(1.0, max(0, step - c.anneal_hold) / max(1, c.anneal_steps))
         if c.kl_anneal == "cyclical":
             phase = (step % c.anneal_steps) / c.anneal_steps
             return min(1.0, phase / c.anneal_ratio)

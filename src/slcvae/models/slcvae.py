@@ -200,11 +200,21 @@ class SLCVAE(CVAE):
         return gap.float()
 
     def recovery(self, batch: Batch) -> tuple[dict, dict[str, torch.Tensor]]:
-        """Labeling phase: reconstruct y from (x, z*) through the frozen decoder; only g learns."""
+        """Labeling phase: reconstruct y from (x, z*) through the frozen decoder; only g learns.
+
+        With label_prior = w the loss is recovery + w (-log p(z*|x)) under the frozen prior: at w = 1, z* is the
+        mode of p(y|x,z) p(z|x), the true posterior's, so labels carry what y adds to x at a cost the KL will pay.
+        """
+        w = self.cfg.slcvae.label_prior
         with torch.no_grad():
             ctx = self.encoder.source(batch)
             y = self.encoder.target(batch) if self.labeler.encoder is None else None
+            mu_p, logvar_p = self.prior(ctx) if w > 0 else (None, None)  # [batch, latent] each
         z_star = self.labeler(batch, ctx, y)
         with frozen(self.decoder):
             rec = self.decoder.nll(torch.cat([ctx, z_star], -1), batch.target, batch.target_lens).mean()
-        return {"z_star": z_star}, {"recovery": rec, "loss": rec}
+        losses = {"recovery": rec, "loss": rec}
+        if w > 0:
+            losses["label_prior"] = gaussian_nll(z_star, mu_p, logvar_p).mean()
+            losses["loss"] = rec + w * losses["label_prior"]
+        return {"z_star": z_star}, losses
