@@ -165,7 +165,10 @@ RANGES: dict[str, tuple[str, Any]] = {
     "cvae.free_bits": _NONNEG,
     "cvae.word_dropout": _PROB,
     "cvae.bow_weight": _NONNEG,
-    **{f"slcvae.{k}": _NONNEG for k in ("label_weight", "label_bound", "warmup_steps", "ramp", "label_decay_steps", "label_lr", "label_prior")},
+    **{
+        f"slcvae.{k}": _NONNEG
+        for k in ("label_weight", "label_bound", "warmup_steps", "ramp", "label_decay_steps", "label_lr", "label_prior")
+    },
     "slcvae.plateau": _SHARE,
     "slcvae.start_by": _SHARE,
     "slcvae.label_every": _POSITIVE,
