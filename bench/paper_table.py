@@ -1,11 +1,13 @@
 """Our rows of the SLCVAE paper's Table 1 beside the paper's, with the gap per cell (issue 9).
 
-    python bench/paper_table.py runs/compare/paper-dailydialog-35min [--out docs/results/paper-dailydialog]
+    python bench/paper_table.py runs/compare/paper-dailydialog-35min [more folders] [--out docs/results/paper-dailydialog]
 
 Reads what `slcvae compare --spec configs/compare/paper-dailydialog*.toml` wrote (results.json, and each run's
 summary.json for steps, epochs, minutes and whether it stopped at convergence) and writes table.md and
 table.json: BLEU-precision / BLEU-recall (the paper's d = mean of cumulative BLEU-1..3, NLTK method 7; our
 `paper_bleu_*`), Distinct-1/2 (corpus level), ours as mean +- sample std over seeds, gap = ours - paper.
+Our own variants of a paper row are named after it with a suffix (`kla-wd-hold`: the KLA+WD row with
+`cvae.anneal_hold`); they follow the paper's rows, set against the row they vary.
 """
 
 from __future__ import annotations
@@ -35,16 +37,31 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def build(folder: Path) -> list[dict]:
-    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))["results"]
+def _paper_row(name: str) -> tuple[str, str] | None:
+    """(paper key, label) for a paper row or one of our variants of it (`<paper key>-<suffix>`); None otherwise."""
+    if name in PAPER:
+        return name, PAPER[name][0]
+    bases = [k for k in PAPER if name.startswith(k + "-")]
+    if not bases:
+        return None
+    base = max(bases, key=len)
+    return base, f"{PAPER[base][0]} [ours: {name.removeprefix(base + '-')}]"
+
+
+def build(folders: list[Path]) -> list[dict]:
+    found = {}  # row name -> (folder, {seed: metrics}); the paper's rows first, then our variants
+    for folder in folders:
+        results = json.loads((folder / "results.json").read_text(encoding="utf-8"))["results"]
+        found.update({name: (folder, seeds) for name, seeds in results.items() if _paper_row(name)})
+    order = [n for n in PAPER if n in found] + [n for n in found if n not in PAPER]
     rows = []
-    for name, (label, paper) in PAPER.items():
-        if name not in results:
-            continue
-        seeds = results[name]
+    for name in order:
+        folder, seeds = found[name]
+        base, label = _paper_row(name)
+        paper = PAPER[base][1]
         runs = [json.loads((folder / "runs" / RUN_OF.get(name, name) / f"seed{s}" / "summary.json").read_text())
                 for s in seeds]  # fmt: skip
-        row = {"row": label, "name": name, "seeds": len(seeds)}
+        row = {"row": label, "name": name, "seeds": len(seeds), "folder": str(folder)}
         for metric, ref in zip(METRICS, paper, strict=True):
             mean, std = _mean_std([seeds[s][metric] for s in seeds])
             row[metric] = {"paper": ref, "ours": round(mean, 4), "std": round(std, 4), "gap": round(mean - ref, 4)}
@@ -75,10 +92,10 @@ def markdown(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folder", type=Path, help="a compare output folder (results.json, runs/)")
+    ap.add_argument("folders", type=Path, nargs="+", help="compare output folders (results.json, runs/)")
     ap.add_argument("--out", type=Path, help="also write table.md and table.json here")
     args = ap.parse_args()
-    rows = build(args.folder)
+    rows = build(args.folders)
     text = markdown(rows)
     print(text)
     if args.out:
