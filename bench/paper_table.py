@@ -52,7 +52,11 @@ def build(folders: list[Path]) -> list[dict]:
     found = {}  # row name -> (folder, {seed: metrics}); the paper's rows first, then our variants
     for folder in folders:
         results = json.loads((folder / "results.json").read_text(encoding="utf-8"))["results"]
-        found.update({name: (folder, seeds) for name, seeds in results.items() if _paper_row(name)})
+        for name, seeds in results.items():
+            if name in found:  # two folders with the same row: which one is meant is not ours to guess
+                raise SystemExit(f"{folder / 'results.json'}: row {name!r} is also in {found[name][0] / 'results.json'}")
+            if _paper_row(name):
+                found[name] = (folder, seeds)
     order = [n for n in PAPER if n in found] + [n for n in found if n not in PAPER]
     rows = []
     for name in order:
