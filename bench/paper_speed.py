@@ -22,7 +22,7 @@ from slcvae.config import build_config
 from slcvae.data.batching import bucket_order, collate, encode, fit_tokenizer
 from slcvae.data.corpus import read_pairs
 from slcvae.models import build_model
-from slcvae.training.trainer import phase_step
+from slcvae.training.trainer import optimizers, phase_step
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,25 +30,26 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="cvae")
-    ap.add_argument("--data", type=Path, default=ROOT / "data" / "dd-paper")
+    ap.add_argument("--data", type=Path, default=ROOT / "data" / "dd-paper", help="a prepared folder or a train file")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "paper-dailydialog.toml")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--set", action="append", default=[], dest="sets")
     args = ap.parse_args()
-    if not (args.data / "train.jsonl").is_file():
-        sys.exit(f"{args.data / 'train.jsonl'} not found: run `slcvae prepare dailydialog ../shared/data/dailydialog "
+    train = args.data if args.data.is_file() else args.data / "train.jsonl"
+    if not train.is_file():
+        sys.exit(f"{train} not found: run `slcvae prepare dailydialog ../shared/data/dailydialog "
                  f"{args.data} --windows 6` first")  # fmt: skip
     torch.set_num_threads(args.threads)
     cfg = build_config(args.model, args.config, args.sets)
-    examples = read_pairs(args.data / "train.jsonl")
+    examples = read_pairs(train)
     tok = fit_tokenizer(examples, cfg.data)
     data = encode(examples, tok, cfg.data)
     torch.manual_seed(0)
     model = build_model(cfg, tok.vocab_size, tok.unk_id)
     groups = model.optimizer_groups(cfg.train.lr)
-    optims = {name: torch.optim.Adam([group], foreach=True) for name, group in groups.items()}
+    optims = optimizers(groups)
     batches = bucket_order(data.lengths(), cfg.train.batch_size, cfg.train.bucket_batches, 0, 0)
     model.train()
 

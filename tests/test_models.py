@@ -142,12 +142,12 @@ def test_label_is_bounded_and_schedule_alternates(tok):
         ["cvae"],
         ["cvae"],
         ["cvae"],
-        ["label", "label", "cvae"],
+        ["cvae", "label", "label"],
         ["cvae"],
-        ["label", "label", "cvae"],
+        ["cvae", "label", "label"],
     ]
     early = make("slcvae", tok, *sets, "slcvae.train_labeler_early=true")  # from step 0, before lambda starts
-    assert [early.phases_at(s) for s in range(0, 3)] == [["label", "label", "cvae"], ["cvae"], ["label", "label", "cvae"]]
+    assert [early.phases_at(s) for s in range(0, 3)] == [["cvae", "label", "label"], ["cvae"], ["cvae", "label", "label"]]
 
 
 def test_label_weight_ramps_in_from_the_start_step(tok):
@@ -267,4 +267,34 @@ def test_label_weight_decays_then_labeling_stops(tok):
     model = make("slcvae", tok, "slcvae.start=steps", "slcvae.warmup_steps=2", "slcvae.ramp=0.0",
                  "slcvae.label_decay_steps=4", "slcvae.label_weight=2.0")  # fmt: skip
     assert [model.label_weight(s) for s in range(8)] == [0.0, 0.0, 2.0, 1.5, 1.0, 0.5, 0.0, 0.0]
-    assert [model.phases_at(s) for s in (1, 2, 5, 6)] == [["cvae"], ["label", "cvae"], ["label", "cvae"], ["cvae"]]
+    assert [model.phases_at(s) for s in (1, 2, 5, 6)] == [["cvae"], ["cvae", "label"], ["cvae", "label"], ["cvae"]]
+
+
+def test_label_weight_fades_over_the_budgets_last_share(tok):
+    model = make("slcvae", tok, "slcvae.start=steps", "slcvae.warmup_steps=0", "slcvae.ramp=0.0",
+                 "slcvae.label_fade=0.4", "slcvae.label_weight=2.0")  # fmt: skip
+    weights = []
+    for progress in (0.0, 0.5, 0.6, 0.7, 0.9, 1.0):
+        model.observe(10, progress)
+        weights.append(model.label_weight(10))
+    assert weights == pytest.approx([2.0, 2.0, 2.0, 1.5, 0.5, 0.0])
+
+
+def test_label_span_decays_over_a_multiple_of_the_start_step(tok):
+    model = make("slcvae", tok, "slcvae.start=steps", "slcvae.warmup_steps=4", "slcvae.ramp=0.5",
+                 "slcvae.label_span=1.0")  # fmt: skip
+    # start 4, full at 6, then 1 -> 0 over 4 steps (1 x the start step), then labeling stops with it
+    assert [model.label_weight(s) for s in range(3, 12)] == pytest.approx([0, 0, 0.5, 1, 0.75, 0.5, 0.25, 0, 0])
+    assert [model.phases_at(s) for s in (3, 4, 9, 10)] == [["cvae"], ["cvae", "label"], ["cvae", "label"], ["cvae"]]
+
+
+def test_labeling_phase_reuses_the_cvae_phases_encodings(tok):
+    model, b = make("slcvae", tok), batch(tok)
+    model(b, phase="cvae")
+    assert model.encoded[0] is b and not model.encoded[1].requires_grad
+    cached = model(b, phase="label")[1]["recovery"]
+    model.encoded = None  # what a labeling phase without a CVAE phase before it computes
+    assert cached.item() == pytest.approx(model(b, phase="label")[1]["recovery"].item(), rel=1e-6)
+    other = batch(tok)
+    model(other, phase="label")  # another batch object is encoded afresh, never read from the cache
+    assert model.encoded is None

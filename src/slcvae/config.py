@@ -71,7 +71,9 @@ class SLCVAEConfig:
     kl_ramp: bool = False  # lambda also follows the KL-annealing weight beta(step) (the paper's; needs cvae.kl_anneal)
     train_labeler_early: bool = False  # g also learns before the start; off: it cost 0.1 mode coverage (docs/design.md)
     label_decay_steps: int = 0  # once full, lambda falls linearly to 0 over this many steps, then labeling stops; 0 = constant
-    label_every: int = 1  # a labeling phase before every k-th CVAE step (1 = strict alternation, the paper's)
+    label_span: float = 0.0  # once full, lambda falls to 0 over this multiple of the start step, then labeling stops; 0 = off
+    label_fade: float = 0.0  # lambda falls to 0 over the budget's last share this big; 0 = off (neither gained: design.md)
+    label_every: int = 1  # a labeling phase after every k-th CVAE step, same batch (1 = strict alternation, the paper's)
     label_steps: int = 1  # labeling-network updates per labeling phase
     label_lr: float = 0.0  # learning rate of the labeling network; 0 = the CVAE's
     label_prior: float = 0.0  # labeling phase: weight of -log p(z*|x) beside the recovery loss; 1 makes z* the mode of
@@ -167,10 +169,20 @@ RANGES: dict[str, tuple[str, Any]] = {
     "cvae.bow_weight": _NONNEG,
     **{
         f"slcvae.{k}": _NONNEG
-        for k in ("label_weight", "label_bound", "warmup_steps", "ramp", "label_decay_steps", "label_lr", "label_prior")
+        for k in (
+            "label_weight",
+            "label_bound",
+            "warmup_steps",
+            "ramp",
+            "label_decay_steps",
+            "label_lr",
+            "label_prior",
+            "label_span",
+        )
     },
     "slcvae.plateau": _SHARE,
     "slcvae.start_by": _SHARE,
+    "slcvae.label_fade": ("in [0, 1]", lambda v: 0 <= v <= 1),
     "slcvae.label_every": _POSITIVE,
     "slcvae.watch_every": _POSITIVE,
     "slcvae.label_steps": _POSITIVE,

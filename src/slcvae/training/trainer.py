@@ -67,6 +67,13 @@ def phase_step(
     return losses
 
 
+def optimizers(groups: dict[str, dict]) -> dict[str, torch.optim.Optimizer]:
+    """One Adam per training phase. fused: one kernel per step for all parameters; at default sizes on one CPU
+    thread 9% more CVAE + BOW steps per second and 19% more SLCVAE steps (two optimizers) than foreach
+    (bench/paper_speed.py); the same update up to float rounding."""
+    return {name: torch.optim.Adam([group], fused=True) for name, group in groups.items()}
+
+
 def train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resume: bool = False) -> dict:
     """Train `cfg.model_name` on `train_path`, validate on `valid_path`, write the run to `out_dir`.
 
@@ -130,7 +137,7 @@ def _train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resum
     torch.manual_seed(cfg.train.seed)  # the same initialization on every rank
     model = build_model(cfg, tokenizer.vocab_size, tokenizer.unk_id).to(ctx.device)
     groups = model.optimizer_groups(cfg.train.lr)
-    optims = {name: torch.optim.Adam([group], foreach=True) for name, group in groups.items()}
+    optims = optimizers(groups)
     state = TrainState()
     if ctx.world > 1:
         torch.manual_seed(cfg.train.seed + 1000 * ctx.rank)  # but different z noise per rank
