@@ -295,6 +295,9 @@ def test_labeling_phase_reuses_the_cvae_phases_encodings(tok):
     cached = model(b, phase="label")[1]["recovery"]
     model.encoded = None  # what a labeling phase without a CVAE phase before it computes
     assert cached.item() == pytest.approx(model(b, phase="label")[1]["recovery"].item(), rel=1e-6)
-    other = batch(tok)
-    model(other, phase="label")  # another batch object is encoded afresh, never read from the cache
-    assert model.encoded is None
+    # b's rows in reverse: reading b's cached encodings would pair every target with another row's x and y
+    other = collate(Encoded(turns=[[[5]], [[8, 9]], [[4, 5, 6], [7]]], targets=[[10, 11], [9], [4, 5, 6, 7, 8]]), range(3), tok)
+    model(b, phase="cvae")  # the cache holds b's encodings; a labeling phase on another batch must not read them
+    via_cache = model(other, phase="label")[1]["recovery"]
+    model.encoded = None
+    assert via_cache.item() == pytest.approx(model(other, phase="label")[1]["recovery"].item(), rel=1e-6)

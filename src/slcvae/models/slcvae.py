@@ -142,7 +142,7 @@ class SLCVAE(CVAE):
         """Every `label_every` steps, the CVAE update, then `label_steps` labeling updates on the same batch.
 
         The labeling phase reuses the CVAE phase's encodings of x and y (detached): re-encoding them was
-        ~55% of a labeling phase at default sizes (42 of 77 ms; 335 against 293 ms per step).
+        ~55% of a labeling phase at default sizes (42 of 77 ms; 3.01 -> 3.57 steps/s, bench/paper_speed.py).
 
         The labeling network trains from step 0 (train_labeler_early) or from the start of lambda;
         once a decaying lambda reaches 0 the labeling phase stops too.
