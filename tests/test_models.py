@@ -62,6 +62,17 @@ def test_decoder_nll_skips_padding_but_equals_padded_loss(tok, make_batch):
     assert torch.allclose(ours, (full * mask).sum(1), atol=1e-5)
 
 
+def test_decoder_nll_rejects_conditioning_rows_that_do_not_match_the_targets(tok):
+    """A packed GRU reads h0 in the targets' sorted order: 4 cond rows for 3 targets would run silently."""
+    model = make("seq2seq", tok)
+    b = batch(tok)
+    ctx = model.encoder.source(b)
+    with pytest.raises(ValueError, match="cond has 4 rows, target 3"):
+        model.decoder.nll(torch.cat([ctx, ctx[:1]]), b.target, b.target_lens)
+    with pytest.raises(ValueError, match="cond has 2 rows, target 3"):
+        model.decoder.nll(ctx[:2], b.target, b.target_lens)
+
+
 @pytest.mark.parametrize("name", ["seq2seq", "cvae", "cvae-anneal", "cvae-freebits", "cvae-wdrop", "cvae-bow", "slcvae"])
 def test_every_model_trains_one_step_and_decodes(tok, name):
     model = make(name, tok)

@@ -134,6 +134,12 @@ class Decoder(nn.Module):
         self, cond: torch.Tensor, target: torch.Tensor, target_lens: torch.Tensor, word_dropout: float = 0.0
     ) -> torch.Tensor:
         """Decoder states predicting each real next token: [n_tokens, decoder]."""
+        if not cond.shape[0] == target.shape[0] == target_lens.shape[0]:
+            # a packed GRU reads h0 by the sorted order of the targets: extra cond rows would be used silently
+            raise ValueError(
+                f"Decoder: cond has {cond.shape[0]} rows, target {target.shape[0]}, target_lens {target_lens.shape[0]}; "
+                "they must match"
+            )
         inputs = target[:, :-1]
         if word_dropout > 0 and self.training:
             # <unk> in place of words (never <bos>, position 0), so the decoder must lean on z
