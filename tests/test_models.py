@@ -109,7 +109,8 @@ def grads(module):
 
 @pytest.mark.parametrize("label_prior", [0.0, 1.0])
 def test_labeling_phase_trains_only_the_labeler(tok, label_prior):
-    model = make("slcvae", tok, f"slcvae.label_prior={label_prior}")
+    # free labels (label_base = none): every labeler layer gets gradient from the first step
+    model = make("slcvae", tok, f"slcvae.label_prior={label_prior}", "slcvae.label_base=none")
     assert isinstance(model, SLCVAE)
     out, losses = model(batch(tok), phase="label")
     if label_prior:  # recovery + w (-log p(z*|x)) under the prior, which is frozen here like the decoder
@@ -312,3 +313,23 @@ def test_labeling_phase_reuses_the_cvae_phases_encodings(tok):
     via_cache = model(other, phase="label")[1]["recovery"]
     model.encoded = None
     assert via_cache.item() == pytest.approx(model(other, phase="label")[1]["recovery"].item(), rel=1e-6)
+
+
+def test_posterior_based_labels_start_on_q_and_pay_for_their_move(tok):
+    model, b = make("slcvae", tok, "slcvae.label_base=posterior", "slcvae.label_move=0.5", "slcvae.label_bound=0.5"), batch(tok)
+    model(b, phase="cvae")
+    mu_q = model.encoded[3]  # [batch, latent], q's mean from the CVAE phase, detached
+    out, losses = model(b, phase="label")
+    # g's last layer starts at 0, so a label is q's mean, bounded like every label: B tanh(mu_q / B)
+    assert torch.allclose(out["z_star"], 0.5 * torch.tanh(mu_q / 0.5), atol=1e-6)
+    assert set(losses) == {"recovery", "move", "loss"}
+    move = ((out["z_star"] - mu_q) ** 2).sum(-1).mean()
+    assert losses["move"].item() == pytest.approx(move.item(), rel=1e-5)
+    assert losses["loss"].item() == pytest.approx(losses["recovery"].item() + 0.5 * move.item(), rel=1e-5)
+    losses["loss"].backward()
+    last = set(model.labeler.net[-1].parameters())
+    for name, p in model.named_parameters():
+        if p in last:  # the zero layer learns first; the layers before it get gradient once it is nonzero
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"labeler {name} got no gradient"
+        elif p.grad is not None:
+            assert p in set(model.labeler.parameters()), f"{name} got a gradient in the labeling phase"

@@ -61,6 +61,8 @@ class SLCVAEConfig:
     distance: str = "mean_sq"  # mean_sq: |mu_q - z*|^2 | nll: -log q(z*|x,y), shrinks q to 0 | sample_sq: |z - z*|^2 (paper)
     label_weight: float = 1.0  # lambda at full strength; with nll, 1 cancels the log-variance terms of KL and D
     label_bound: float = 2.0  # z* = B tanh(raw / B); unbounded labels grow while the decoder saturates; 0 = off
+    label_base: str = "posterior"  # posterior: z* = mu_q + g's move (starts at 0; no extra KL, design.md round 6) | none: z* = g
+    label_move: float = 1.0  # label_base = posterior: weight of |z* - mu_q|^2 in g's loss; keeps z* on q where decoding is flat
     labeler_encoder: str = "shared"  # shared: MLP on the CVAE's detached encodings (1.1x a CVAE step) | own: own encoders (2x)
     start: str = "auto"  # when lambda starts rising: auto = once the decoder reads x (x-gap stops growing) | steps = warmup_steps
     warmup_steps: int = 1000  # start = "steps": CVAE steps without labeling loss (a fixed count fits one corpus and budget)
@@ -149,6 +151,7 @@ CHOICES = {
     ("cvae", "kl_anneal"): ("none", "linear", "cyclical"),
     ("slcvae", "distance"): ("nll", "mean_sq", "sample_sq"),
     ("slcvae", "labeler_encoder"): ("own", "shared"),
+    ("slcvae", "label_base"): ("none", "posterior"),
     ("slcvae", "start"): ("auto", "steps"),
 }
 
@@ -178,6 +181,7 @@ RANGES: dict[str, tuple[str, Any]] = {
             "label_decay_steps",
             "label_lr",
             "label_prior",
+            "label_move",
             "label_span",
         )
     },

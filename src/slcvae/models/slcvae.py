@@ -18,6 +18,13 @@ D is configurable (SLCVAEConfig.distance):
 
 z* is bounded, B * tanh(raw / B), because unbounded labels grow without limit: the decoder's
 initial state saturates, so a larger z* always lowers the recovery loss a little.
+
+With label_base = "posterior" (the default), z* = B * tanh((mu_q(x, y) + raw) / B), mu_q detached, g's last layer
+starting at 0: a label starts at the current encoder's code, and the labeling phase adds label_move
+|z* - mu_q|^2 to the recovery loss, so z* is a proximal step from q's mean toward the decoder's best code.
+Where the decoder ignores a direction the penalty wins and the label stays on q's mean, so the labeling
+loss costs no KL there (round 5: free labels kept offsets in all 200 units). Without the penalty the
+move is not small there: Adam scales the tiny recovery gradient up to full steps.
 """
 
 from __future__ import annotations
@@ -47,11 +54,18 @@ class Labeler(nn.Module):
         self.encoder = Encoder(vocab, m) if s.labeler_encoder == "own" else None
         self.net = mlp(m.context + 2 * m.utterance, m.mlp, m.latent)
         self.bound = s.label_bound
+        self.residual = s.label_base == "posterior"
+        if self.residual:  # labels start exactly on q's mean; a direction moves only where recovery pulls it
+            nn.init.zeros_(self.net[-1].weight)
+            nn.init.zeros_(self.net[-1].bias)
 
-    def forward(self, batch: Batch, ctx: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, batch: Batch, ctx: torch.Tensor, y: torch.Tensor, mu_q: torch.Tensor | None = None) -> torch.Tensor:
+        """z*: [batch, latent]. ctx, y: the CVAE's detached encodings; mu_q: q's detached mean (label_base = posterior)."""
         if self.encoder is not None:
             ctx, y = self.encoder.source(batch), self.encoder.target(batch)
         raw = self.net(torch.cat([ctx, y], -1))
+        if self.residual:  # bound the label, not the move: a bounded move chases q's mean (mu_q ran off, rec 0.2 -> 7)
+            raw = mu_q + raw
         return self.bound * torch.tanh(raw / self.bound) if self.bound > 0 else raw
 
 
@@ -95,7 +109,8 @@ class SLCVAE(CVAE):
         # the step lambda started rising (-1: not yet) and two running means of the x-gap (XGap).
         self.register_buffer("start_step", torch.tensor(-1, dtype=torch.long))
         self.register_buffer("x_gap", torch.zeros(2, dtype=torch.float64))  # [recent, last half of the run]
-        self.encoded: tuple[Batch, torch.Tensor, torch.Tensor] | None = None  # (batch, ctx, y) of the last CVAE phase
+        # (batch, ctx, y, mu_q) of the last CVAE phase, detached
+        self.encoded: tuple[Batch, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.progress = 0.0  # share of the step or time budget spent, from the trainer (`observe`) before every step
 
     def optimizer_groups(self, lr: float) -> dict[str, dict]:
@@ -187,12 +202,12 @@ class SLCVAE(CVAE):
             return self.recovery(batch)
         out, losses = self.elbo(batch, step)
         if self.training:  # the labeling phase that follows on this batch reads x and y from here
-            self.encoded = (batch, out["ctx"].detach(), out["y"].detach())
+            self.encoded = (batch, out["ctx"].detach(), out["y"].detach(), out["mu_q"].detach())
         s = self.cfg.slcvae
         if self.training and s.start == "auto" and self.start_step < 0 and step % s.watch_every == 0:
             losses["x_gap"] = self.watch_x_gap(batch, out, losses["rec"], step)
         with torch.no_grad():  # z* is a fixed target in this phase
-            z_star = self.labeler(batch, out["ctx"], out["y"])
+            z_star = self.labeler(batch, out["ctx"], out["y"], out["mu_q"].detach())
         losses["label"] = self.distance(out, z_star).mean()
         weight = self.label_weight(step)  # 0 until the decoder reads x: earlier labels would carry x's content into z
         if weight > 0:
@@ -223,16 +238,19 @@ class SLCVAE(CVAE):
         """
         w = self.cfg.slcvae.label_prior
         with torch.no_grad():
-            seen, ctx, y = self.encoded if self.encoded is not None else (None, None, None)
+            seen, ctx, y, mu_q = self.encoded if self.encoded is not None else (None, None, None, None)
             if seen is not batch:  # no CVAE phase on this batch before (a caller of its own): encode it here
-                ctx = self.encoder.source(batch)
-                y = self.encoder.target(batch) if self.labeler.encoder is None else None
+                ctx, y = self.encoder.source(batch), self.encoder.target(batch)
+                mu_q = self.posterior(torch.cat([ctx, y], -1))[0]
             mu_p, logvar_p = self.prior(ctx) if w > 0 else (None, None)  # [batch, latent] each
-        z_star = self.labeler(batch, ctx, y)
+        z_star = self.labeler(batch, ctx, y, mu_q)
         with frozen(self.decoder):
             rec = self.decoder.nll(torch.cat([ctx, z_star], -1), batch.target, batch.target_lens).mean()
         losses = {"recovery": rec, "loss": rec}
+        if self.labeler.residual:
+            losses["move"] = ((z_star - mu_q) ** 2).sum(-1).mean()
+            losses["loss"] = losses["loss"] + self.cfg.slcvae.label_move * losses["move"]
         if w > 0:
             losses["label_prior"] = gaussian_nll(z_star, mu_p, logvar_p).mean()
-            losses["loss"] = rec + w * losses["label_prior"]
+            losses["loss"] = losses["loss"] + w * losses["label_prior"]
         return {"z_star": z_star}, losses
