@@ -319,6 +319,8 @@ def test_posterior_based_labels_start_on_q_and_pay_for_their_move(tok):
     model, b = make("slcvae", tok, "slcvae.label_base=posterior", "slcvae.label_move=0.5", "slcvae.label_bound=0.5"), batch(tok)
     model(b, phase="cvae")
     mu_q = model.encoded[3]  # [batch, latent], q's mean from the CVAE phase, detached
+    with pytest.raises(ValueError, match="needs q's mean"):
+        model.labeler(b, model.encoded[1], model.encoded[2])
     out, losses = model(b, phase="label")
     # g's last layer starts at 0, so a label is q's mean, bounded like every label: B tanh(mu_q / B)
     assert torch.allclose(out["z_star"], 0.5 * torch.tanh(mu_q / 0.5), atol=1e-6)

@@ -64,6 +64,8 @@ class Labeler(nn.Module):
         if self.encoder is not None:
             ctx, y = self.encoder.source(batch), self.encoder.target(batch)
         raw = self.net(torch.cat([ctx, y], -1))
+        if self.residual and mu_q is None:
+            raise ValueError("slcvae.label_base = posterior: the labeler needs q's mean (mu_q), got None")
         if self.residual:  # bound the label, not the move: a bounded move chases q's mean (mu_q ran off, rec 0.2 -> 7)
             raw = mu_q + raw
         return self.bound * torch.tanh(raw / self.bound) if self.bound > 0 else raw
@@ -241,7 +243,7 @@ class SLCVAE(CVAE):
             seen, ctx, y, mu_q = self.encoded if self.encoded is not None else (None, None, None, None)
             if seen is not batch:  # no CVAE phase on this batch before (a caller of its own): encode it here
                 ctx, y = self.encoder.source(batch), self.encoder.target(batch)
-                mu_q = self.posterior(torch.cat([ctx, y], -1))[0]
+                mu_q = self.posterior(torch.cat([ctx, y], -1))[0] if self.labeler.residual else None
             mu_p, logvar_p = self.prior(ctx) if w > 0 else (None, None)  # [batch, latent] each
         z_star = self.labeler(batch, ctx, y, mu_q)
         with frozen(self.decoder):
