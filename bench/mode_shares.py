@@ -6,7 +6,7 @@ Mode coverage (share of a source's valid targets among its samples) is capped by
 targets drawn uniformly n times, a source shows all k with probability sum_j (-1)^j C(k, j) (1 - j/k)^n
 (k = 4, n = 10: 0.781). For every finished run of a compare spec this prints the overall share of samples
 on each valid target (by its position in the test file's target list; texts compared after the scorer's
-tokenization, `score_tokens`, as mode precision and coverage are), the number of sources showing
+tokenization, `mode_key`, as mode precision and coverage are), the number of sources showing
 1..k of their targets, and how many sources show all of them against that uniform expectation, so a
 coverage gap can be read as uneven drawing (prior mass split unevenly over the styles) or as invalid
 samples (mode precision).
@@ -20,7 +20,7 @@ from collections import Counter
 from math import comb
 from pathlib import Path
 
-from slcvae.evaluation.metrics import score_tokens
+from slcvae.evaluation.metrics import mode_key
 from slcvae.pipeline.compare import load_spec
 
 
@@ -38,8 +38,8 @@ def shares(test: list[dict], preds: list[dict]) -> tuple[list[float], Counter, i
     for ref, pred in zip(test, preds, strict=True):
         if ref["source"] != pred["source"]:
             raise ValueError(f"prediction for {pred['source']!r} where the test file has {ref['source']!r}")
-        keys = [tuple(score_tokens(t)) for t in ref["targets"]]  # matched as the scorer matches modes
-        got = Counter(keys.index(k) for k in (tuple(score_tokens(s)) for s in pred["samples"]) if k in keys)
+        keys = [mode_key(t) for t in ref["targets"]]  # matched as the scorer matches modes
+        got = Counter(keys.index(k) for k in map(mode_key, pred["samples"]) if k in keys)
         hits.update(got)
         shown[len(got)] += 1
         full += len(got) == len(ref["targets"])

@@ -147,15 +147,16 @@ def distinct(all_samples: Sequence[Sequence[str]], n: int) -> float:
     return len(grams) / total if total else 0.0
 
 
-def _mode_key(text: str) -> tuple[str, ...]:
+def mode_key(text: str) -> tuple[str, ...]:
+    """A text as mode precision and coverage compare it: its scoring tokens."""
     return tuple(score_tokens(text))
 
 
 def mode_precision_coverage(samples: Sequence[str], references: Sequence[str]) -> tuple[float, float]:
     """Share of samples that are a valid target; share of valid targets hit by some sample."""
-    valid = {_mode_key(r) for r in references}
-    produced = {_mode_key(s) for s in samples}
-    precision = sum(_mode_key(s) in valid for s in samples) / len(samples)
+    valid = {mode_key(r) for r in references}
+    produced = {mode_key(s) for s in samples}
+    precision = sum(mode_key(s) in valid for s in samples) / len(samples)
     return precision, len(valid & produced) / len(valid)
 
 

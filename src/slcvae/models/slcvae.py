@@ -64,9 +64,9 @@ class Labeler(nn.Module):
         if self.encoder is not None:
             ctx, y = self.encoder.source(batch), self.encoder.target(batch)
         raw = self.net(torch.cat([ctx, y], -1))
-        if self.residual and mu_q is None:
-            raise ValueError("slcvae.label_base = posterior: the labeler needs q's mean (mu_q), got None")
         if self.residual:  # bound the label, not the move: a bounded move chases q's mean (mu_q ran off, rec 0.2 -> 7)
+            if mu_q is None:
+                raise ValueError("slcvae.label_base = posterior: the labeler needs q's mean (mu_q), got None")
             raw = mu_q + raw
         return self.bound * torch.tanh(raw / self.bound) if self.bound > 0 else raw
 
@@ -209,7 +209,7 @@ class SLCVAE(CVAE):
         if self.training and s.start == "auto" and self.start_step < 0 and step % s.watch_every == 0:
             losses["x_gap"] = self.watch_x_gap(batch, out, losses["rec"], step)
         with torch.no_grad():  # z* is a fixed target in this phase
-            z_star = self.labeler(batch, out["ctx"], out["y"], out["mu_q"].detach())
+            z_star = self.labeler(batch, out["ctx"], out["y"], out["mu_q"])
         losses["label"] = self.distance(out, z_star).mean()
         weight = self.label_weight(step)  # 0 until the decoder reads x: earlier labels would carry x's content into z
         if weight > 0:
@@ -242,7 +242,9 @@ class SLCVAE(CVAE):
         with torch.no_grad():
             seen, ctx, y, mu_q = self.encoded if self.encoded is not None else (None, None, None, None)
             if seen is not batch:  # no CVAE phase on this batch before (a caller of its own): encode it here
-                ctx, y = self.encoder.source(batch), self.encoder.target(batch)
+                ctx = self.encoder.source(batch)
+                # y feeds a shared labeler and q's mean; a labeler with its own encoders and free labels needs neither
+                y = self.encoder.target(batch) if self.labeler.encoder is None or self.labeler.residual else None
                 mu_q = self.posterior(torch.cat([ctx, y], -1))[0] if self.labeler.residual else None
             mu_p, logvar_p = self.prior(ctx) if w > 0 else (None, None)  # [batch, latent] each
         z_star = self.labeler(batch, ctx, y, mu_q)
