@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 _spec = importlib.util.spec_from_file_location("mode_shares", Path(__file__).parents[1] / "bench" / "mode_shares.py")
 mode_shares = importlib.util.module_from_spec(_spec)
@@ -26,3 +27,33 @@ def test_shares_count_targets_shown_per_source():
     assert expected == pytest.approx(mode_shares.all_shown(2, 4) + mode_shares.all_shown(3, 4))
     with pytest.raises(ValueError, match="prediction for 'y'"):
         mode_shares.shares(test, preds[::-1])
+
+
+_spec_lm = importlib.util.spec_from_file_location("latent_modes", Path(__file__).parents[1] / "bench" / "latent_modes.py")
+latent_modes = importlib.util.module_from_spec(_spec_lm)
+_spec_lm.loader.exec_module(latent_modes)
+
+
+def test_rank_correlation_exact_on_tiny_inputs():
+    a = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert latent_modes.spearman(a, 10 * a) == pytest.approx(1.0)
+    assert latent_modes.spearman(a, -a) == pytest.approx(-1.0)
+    assert latent_modes.spearman(a, torch.tensor([2.0, 1.0, 4.0, 3.0])) == pytest.approx(0.6)  # 1 - 6 * 4 / (4 * 15)
+
+
+def test_latent_modes_shares_of_a_two_target_source_add_up():
+    from slcvae.config import build_config
+    from slcvae.data.corpus import Example
+    from slcvae.data.tokenizer import TextTokenizer
+    from slcvae.models import build_model
+
+    tok = TextTokenizer.train(["a b c d e f g", "h i j k"], mode="word")
+    sets = ["model.embedding=8", "model.utterance=8", "model.context=12", "model.latent=4", "model.decoder=10", "model.mlp=8"]
+    cfg = build_config("cvae", sets=sets)
+    model = build_model(cfg, tok.vocab_size, tok.unk_id).eval()
+    stats = latent_modes.source_stats(model, tok, cfg.data, Example(("a b c",), ["d e", "f g"]), draws=40)
+    assert stats["k"] == 2
+    # with two targets the least and the most drawn shares and the unmatched draws partition all 40 draws
+    assert stats["min"] + stats["max"] + stats["invalid"] == pytest.approx(1.0)
+    assert stats["near_min"] + stats["near_max"] == pytest.approx(1.0) and stats["near_min"] <= 0.5
+    assert stats["dist"] > 0 and stats["dist_ratio"] >= 1.0 and stats["width"] > 0

@@ -88,6 +88,24 @@ def test_spec_errors_name_the_problem(tmp_path, synth_dir, models, extra, messag
         load_spec(write_spec(tmp_path, synth_dir, models, **extra))
 
 
+def test_expected_coverage_from_more_draws(tmp_path, synth_dir):
+    sets = json.dumps(TINY)
+    path = write_spec(tmp_path, synth_dir, f'seq2seq = {{ model = "seq2seq", set = {sets} }}\n'
+                      f'cvae = {{ model = "cvae", set = {sets} }}\n'
+                      'cvae-beam = { run = "cvae", generate = { decode = "beam", beam_size = 2 } }', seeds=[1])  # fmt: skip
+    path.write_text(path.read_text().replace("iw_samples = 2", "iw_samples = 0\ncoverage_draws = 6"))
+    results = run(path)["results"]
+    s2s, cvae = results["seq2seq"]["1"], results["cvae"]["1"]
+    # greedy seq2seq gives one output per source however often it is drawn: the expectation is the scored value
+    assert s2s["mode_coverage_expected"] == pytest.approx(s2s["mode_coverage"])
+    assert 0 <= cvae["mode_coverage_expected"] <= 1
+    assert "mode_coverage_expected" not in results["cvae-beam"]["1"]  # a beam's outputs are not independent draws
+    assert "E[mode cov]" in (tmp_path / "out" / "report.md").read_text()
+    path.write_text(path.read_text().replace("coverage_draws = 6", "coverage_draws = 2"))
+    with pytest.raises(InputError, match=r"coverage_draws = 2 is below models.seq2seq's num_samples \(3\)"):
+        load_spec(path)
+
+
 def test_both_budgets_reach_every_run_and_a_finished_run_must_match_both(tmp_path, synth_dir):
     sets = json.dumps(TINY)
     spec = write_spec(tmp_path, synth_dir, f'cvae = {{ model = "cvae", set = {sets} }}', seeds=[1], max_minutes=5)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -14,6 +15,7 @@ from slcvae.evaluation.metrics import (
     distinct,
     evaluate_texts,
     intra_inter_distinct,
+    mode_coverage_at,
     mode_precision_coverage,
     score_tokens,
     self_bleu,
@@ -150,3 +152,16 @@ def test_mutual_information_and_active_units_limits():
     assert mutual_information(apart, logvar, g) == pytest.approx(math.log(6), abs=1e-5)  # z names the item
     mu = torch.tensor([[0.0, 1.0, 0.0], [0.0, -1.0, 0.05], [0.0, 1.0, -0.05]])
     assert active_units(mu) == 1  # variance 1.33 on dim 2; 0.0025 on dim 3 is under the 0.01 threshold
+
+
+def test_coverage_at_k_exact_and_equal_to_the_mean_over_every_k_subset():
+    samples, refs = ["a", "a", "b", "c", "A", "zz"], ["a", "b", "d"]  # "A" scores as "a"
+    # a: 3 of 6, b: 1 of 6, d: 0 -> (1 - C(3,2)/C(6,2) + 1 - C(5,2)/C(6,2) + 0) / 3 = (12/15 + 5/15) / 3
+    assert mode_coverage_at(samples, refs, 2) == pytest.approx(17 / 45)
+    for k in range(1, 7):  # unbiased: the mean coverage of all k-sample subsets, enumerated
+        subsets = list(itertools.combinations(samples, k))
+        brute = sum(mode_precision_coverage(list(s), refs)[1] for s in subsets) / len(subsets)
+        assert mode_coverage_at(samples, refs, k) == pytest.approx(brute)
+    assert mode_coverage_at(samples, refs, 6) == pytest.approx(mode_precision_coverage(samples, refs)[1])  # k = N
+    with pytest.raises(ValueError, match="k = 7"):
+        mode_coverage_at(samples, refs, 7)

@@ -25,6 +25,10 @@ and b = b_3:
     avg_length          tokens per sample
     mode_precision      share of samples equal to some valid target        (references list all targets)
     mode_coverage       share of valid targets produced by at least one sample
+    mode_coverage_at(k) mode coverage that k of the N samples would have in expectation, estimated without
+                        bias from all N (per target 1 - C(N - c, k) / C(N, k), c = samples on it; the
+                        pass@k estimator of Chen et al. 2021): with N >> k it separates a model's coverage
+                        from the noise of drawing k samples once
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Sequence
+from math import comb
 from pathlib import Path
 
 import sacrebleu
@@ -158,6 +163,18 @@ def mode_precision_coverage(samples: Sequence[str], references: Sequence[str]) -
     produced = {mode_key(s) for s in samples}
     precision = sum(mode_key(s) in valid for s in samples) / len(samples)
     return precision, len(valid & produced) / len(valid)
+
+
+def mode_coverage_at(samples: Sequence[str], references: Sequence[str], k: int) -> float:
+    """Expected share of valid targets hit by k samples drawn without replacement from `samples` (N >= k):
+    the mean over targets of 1 - C(N - c, k) / C(N, k), c = the samples equal to the target. Unbiased for
+    the coverage of k independent draws from the model when the N samples are independent draws."""
+    n = len(samples)
+    if not 1 <= k <= n:
+        raise ValueError(f"coverage at k = {k} needs 1 <= k <= the number of samples ({n})")
+    keys = [mode_key(s) for s in samples]
+    valid = {mode_key(r) for r in references}
+    return sum(1 - comb(n - keys.count(v), k) / comb(n, k) for v in valid) / len(valid)
 
 
 def evaluate_texts(

@@ -24,6 +24,7 @@ ACCURACY = [
     ("sacrebleu", "sacreBLEU", 1),
     ("mode_precision", "mode P", 1),
     ("mode_coverage", "mode cov", 1),
+    ("mode_coverage_expected", "E[mode cov]", 1),  # [evaluate] coverage_draws: the same, in expectation
 ]
 DIVERSITY = [
     ("distinct_1", "Dist-1", 1),

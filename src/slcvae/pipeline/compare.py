@@ -24,6 +24,8 @@ Spec (paths relative to the working directory):
     num_samples = 10
     [evaluate]
     iw_samples = 20                    # importance samples for the NLL bound; 0 = skip latent health
+    coverage_draws = 100               # also draw 100 per test source and report mode_coverage_expected, the
+                                       # coverage num_samples samples have in expectation; 0 = skip
     [models]
     cvae = { model = "cvae" }
     "slcvae-lam0.5" = { model = "slcvae", set = ["slcvae.label_weight=0.5"] }
@@ -80,6 +82,7 @@ class Spec:
     test_sources: int
     generate: dict[str, Any]
     iw_samples: int
+    coverage_draws: int = 0  # [evaluate]: draws per test source for mode_coverage_expected; 0 = not computed
     entries: dict[str, Entry] = field(default_factory=dict)
 
     def run_dir(self, name: str, seed: int) -> Path:
@@ -146,8 +149,8 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Spec:
                 path, None, f"{where}: unknown field(s) {', '.join(sorted(bad))} (known: {', '.join(sorted(gen_fields))})"
             )
     evaluate = tree.get("evaluate", {})
-    if set(evaluate) - {"iw_samples"}:
-        raise InputError(path, None, f"[evaluate] knows only iw_samples, got {', '.join(sorted(evaluate))}")
+    if set(evaluate) - {"iw_samples", "coverage_draws"}:
+        raise InputError(path, None, f"[evaluate] knows only iw_samples and coverage_draws, got {', '.join(sorted(evaluate))}")
     spec = Spec(
         path=path,
         out=Path(_need(tree, "out", str, path)),
@@ -162,6 +165,7 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Spec:
         test_sources=int(tree.get("test_sources", 0)),
         generate=generate,
         iw_samples=int(evaluate.get("iw_samples", 20)),
+        coverage_draws=int(evaluate.get("coverage_draws", 0)),
     )
     if spec.max_steps < 0 or spec.max_minutes < 0 or not spec.budget():
         raise InputError(path, None, "the budget must be positive")
@@ -190,7 +194,11 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Spec:
             e.model, e.sets = spec.entries[e.run].model, spec.entries[e.run].sets
         for seed in spec.seeds:
             spec.build(e, seed)  # check model names and --set values now, before hours of training
-            spec.generate_config(e, seed)
+            gen = spec.generate_config(e, seed)
+            if 0 < spec.coverage_draws < gen.num_samples:
+                raise InputError(path, None, f"[evaluate] coverage_draws = {spec.coverage_draws} is below "
+                                 f"models.{e.name}'s num_samples ({gen.num_samples}): the expected coverage of N "
+                                 "samples needs >= N draws")  # fmt: skip
     return spec
 
 
@@ -235,7 +243,7 @@ def _score_job(job: tuple[Spec, str, int]) -> tuple[str, int, dict[str, Any]]:
     gen = spec.generate_config(entry, seed)
     lm = (spec.run_dir(gen.lm, seed) if gen.lm in spec.entries else Path(gen.lm)) if gen.decode == "mmi" else None
     metrics = score_run(spec.run_dir(entry.run, seed), spec.run_dir(name, seed), spec.test, gen, spec.checkpoint(entry),
-                        spec.test_sources, spec.iw_samples, lm)  # fmt: skip
+                        spec.test_sources, spec.iw_samples, lm, spec.coverage_draws)  # fmt: skip
     return name, seed, metrics
 
 

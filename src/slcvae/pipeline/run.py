@@ -4,6 +4,7 @@ and the ablation take.
     train_run       train, or resume a stopped run with the part of its time budget it has left
     generate_file   N outputs per source to JSONL, streamed chunk by chunk, resumable
     score_run       generate for a test corpus and score it (text metrics + latent health), cached
+    expected_coverage  the mode coverage N samples have in expectation, from more draws
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from slcvae.config import Config
 from slcvae.data.corpus import Example, read_corpus
 from slcvae.errors import InputError
 from slcvae.evaluation import evaluate_texts, latent_health
+from slcvae.evaluation.metrics import mode_coverage_at
 from slcvae.generation import GenerateConfig, generate
 from slcvae.io import OutputLock, write_json_atomic
 from slcvae.training import load_model_dir, train
@@ -105,18 +107,36 @@ def generate_file(
     return made, first * chunk
 
 
+def expected_coverage(model, tokenizer, cfg: Config, tests: list[Example], gen: GenerateConfig, draws: int, lm=None) -> float:
+    """The mode coverage gen.num_samples samples have in expectation, from `draws` more per source (mean over sources).
+
+    The scored coverage draws num_samples once per source: with tens of sources that draw alone moves a run's
+    coverage by a few hundredths (docs/results/schedule/expected_coverage.md). These draws are independent
+    of the scored ones (another seed) and unbiased for it (`mode_coverage_at`). Only for decodings whose
+    samples are independent draws (greedy from a random z, ancestral sampling); a beam's N-best is not.
+    """
+    rows = max(1, gen.batch_size * gen.num_samples // draws)  # about as many decoding rows at once as the scored pass
+    more = dataclasses.replace(gen, num_samples=draws, seed=gen.seed + 1_000_003, batch_size=rows)
+    outputs = generate(model, tokenizer, tests, cfg.data, more, lm)
+    per_source = [mode_coverage_at(o, ex.targets, gen.num_samples) for o, ex in zip(outputs, tests, strict=True)]
+    return sum(per_source) / len(per_source)
+
+
 def score_run(
     train_dir: Path, out_dir: Path, test: Path, gen: GenerateConfig, checkpoint: str = "last",
-    test_sources: int = 0, iw_samples: int = 0, lm_dir: Path | None = None,
+    test_sources: int = 0, iw_samples: int = 0, lm_dir: Path | None = None, coverage_draws: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
     """Generate for the test sources with the model in `train_dir`, score, and cache the result in out_dir/eval.json.
 
     Metrics: evaluate_texts (BLEU, Distinct, modes where the corpus lists every valid target),
-    latent health with `iw_samples` > 0, and the run's steps, epochs, training seconds and final
-    validation KL / active units (summary.json). A cache whose settings differ is recomputed.
+    latent health with `iw_samples` > 0, `mode_coverage_expected` with `coverage_draws` > 0 (`expected_coverage`),
+    and the run's steps, epochs, training seconds and final validation KL / active units (summary.json).
+    A cache whose settings differ is recomputed.
     """
     key = {"generate": dataclasses.asdict(gen), "checkpoint": checkpoint, "test": str(test),
            "test_sources": test_sources, "iw_samples": iw_samples}  # fmt: skip
+    if coverage_draws:  # absent when off, so the caches of runs scored before it existed stay valid
+        key["coverage_draws"] = coverage_draws
     cache = out_dir / "eval.json"
     if cache.is_file():
         saved = json.loads(cache.read_text(encoding="utf-8"))
@@ -129,6 +149,8 @@ def score_run(
     anti_lm = load_lm(lm_dir, tokenizer) if gen.decode == "mmi" else None
     samples, _ = generate_file(model, tokenizer, cfg, tests, gen, out_dir / "test.pred.jsonl", anti_lm)
     metrics: dict[str, Any] = evaluate_texts(samples, [ex.targets for ex in tests], modes=all(ex.complete for ex in tests))
+    if coverage_draws and "mode_coverage" in metrics and gen.decode in ("greedy", "sample"):
+        metrics["mode_coverage_expected"] = expected_coverage(model, tokenizer, cfg, tests, gen, coverage_draws, anti_lm)
     if iw_samples:  # on the scored sources, one pair per target, with the model already loaded
         pairs = [Example(ex.source, [t], ex.line) for ex in tests for t in ex.targets]
         metrics.update(latent_health(model, tokenizer, cfg, pairs, iw_samples))
