@@ -104,6 +104,9 @@ def test_expected_coverage_from_more_draws(tmp_path, synth_dir):
     path.write_text(path.read_text().replace("coverage_draws = 6", "coverage_draws = 2"))
     with pytest.raises(InputError, match=r"coverage_draws = 2 is below models.seq2seq's num_samples \(3\)"):
         load_spec(path)
+    path.write_text(path.read_text().replace("coverage_draws = 2", "coverage_draws = -1"))
+    with pytest.raises(InputError, match=r"coverage_draws must be >= 0 \(0 = off\), got -1"):
+        load_spec(path)
 
 
 def test_both_budgets_reach_every_run_and_a_finished_run_must_match_both(tmp_path, synth_dir):

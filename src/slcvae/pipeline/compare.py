@@ -171,6 +171,8 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Spec:
         raise InputError(path, None, "the budget must be positive")
     if spec.workers < 1:
         raise InputError(path, None, f"workers must be >= 1, got {spec.workers}")
+    if spec.coverage_draws < 0:
+        raise InputError(path, None, f"[evaluate] coverage_draws must be >= 0 (0 = off), got {spec.coverage_draws}")
     for p in (spec.train, spec.valid, spec.test, spec.config):
         if p is not None and not p.is_file():
             raise InputError(path, None, f"{p} does not exist (paths are relative to the working directory)")
