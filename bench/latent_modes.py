@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from slcvae.data.batching import collate, encode
-from slcvae.data.corpus import read_corpus
+from slcvae.data.corpus import Example, read_corpus
 from slcvae.evaluation.metrics import mode_coverage_at, mode_key
 from slcvae.generation import processors
 from slcvae.generation.decode import sample_loop
@@ -54,7 +54,7 @@ def source_stats(model, tokenizer, data_cfg, example, draws: int, n_samples: int
     """One source: decoded and nearest-posterior shares per target, distances, widths; exp_cov: the mode coverage
     that `n_samples` independent draws would have in expectation (`metrics.mode_coverage_at`)."""
     k = len(example.targets)
-    rows = [type(example)(example.source, [t]) for t in example.targets]
+    rows = [Example(example.source, [t]) for t in example.targets]
     batch = collate(encode(rows, tokenizer, data_cfg), range(k), tokenizer)
     ctx = model.encoder.source(batch)  # [k, context], the same row k times
     mu_p, logvar_p = model.prior(ctx[:1])  # [1, latent]

@@ -46,10 +46,10 @@ def test_latent_modes_shares_of_a_two_target_source_add_up():
     from slcvae.data.corpus import Example
     from slcvae.data.tokenizer import TextTokenizer
     from slcvae.models import build_model
+    from tests.test_models import SMALL
 
     tok = TextTokenizer.train(["a b c d e f g", "h i j k"], mode="word")
-    sets = ["model.embedding=8", "model.utterance=8", "model.context=12", "model.latent=4", "model.decoder=10", "model.mlp=8"]
-    cfg = build_config("cvae", sets=sets)
+    cfg = build_config("cvae", sets=SMALL)
     model = build_model(cfg, tok.vocab_size, tok.unk_id).eval()
     stats = latent_modes.source_stats(model, tok, cfg.data, Example(("a b c",), ["d e", "f g"]), draws=40)
     assert stats["k"] == 2
