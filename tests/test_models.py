@@ -300,6 +300,14 @@ def test_label_span_decays_over_a_multiple_of_the_start_step(tok):
     assert [model.phases_at(s) for s in (3, 4, 9, 10)] == [["cvae"], ["cvae", "label"], ["cvae", "label"], ["cvae"]]
 
 
+def test_label_floor_stops_the_decay_at_a_share_of_lambda_and_keeps_labeling(tok):
+    model = make("slcvae", tok, "slcvae.start=steps", "slcvae.warmup_steps=4", "slcvae.ramp=0.5",
+                 "slcvae.label_span=1.0", "slcvae.label_floor=0.5", "slcvae.label_weight=2.0")  # fmt: skip
+    # start 4, full (2.0) at 6, then down to 0.5 x 2.0 over 4 steps, and it stays there
+    assert [model.label_weight(s) for s in range(3, 12)] == pytest.approx([0, 0, 1, 2, 1.75, 1.5, 1.25, 1, 1])
+    assert model.phases_at(50) == ["cvae", "label"] and not model.labels_done(50)
+
+
 def test_labeling_phase_reuses_the_cvae_phases_encodings(tok):
     model, b = make("slcvae", tok), batch(tok)
     model(b, phase="cvae")

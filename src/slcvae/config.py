@@ -74,6 +74,7 @@ class SLCVAEConfig:
     train_labeler_early: bool = False  # g also learns before the start; off: it cost 0.1 mode coverage (docs/design.md)
     label_decay_steps: int = 0  # once full, lambda falls linearly to 0 over this many steps, then labeling stops; 0 = constant
     label_span: float = 0.0  # once full, lambda falls to 0 over this multiple of the start step, then labeling stops; 0 = off
+    label_floor: float = 0.0  # decay / span end at this share of label_weight, and labeling goes on; 0 = decay to 0
     label_fade: float = 0.0  # lambda falls to 0 over the budget's last share this big; 0 = off (neither gained: design.md)
     label_every: int = 1  # a labeling phase after every k-th CVAE step, same batch (1 = strict alternation, the paper's)
     label_steps: int = 1  # labeling-network updates per labeling phase
@@ -188,6 +189,7 @@ RANGES: dict[str, tuple[str, Any]] = {
     "slcvae.plateau": _SHARE,
     "slcvae.start_by": _SHARE,
     "slcvae.label_fade": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "slcvae.label_floor": ("in [0, 1]", lambda v: 0 <= v <= 1),
     "slcvae.label_every": _POSITIVE,
     "slcvae.watch_every": _POSITIVE,
     "slcvae.label_steps": _POSITIVE,

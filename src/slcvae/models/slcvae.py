@@ -130,8 +130,8 @@ class SLCVAE(CVAE):
 
     def label_weight(self, step: int) -> float:
         """lambda at `step`: 0 before the start s, a linear ramp to label_weight at (1 + ramp) s, then constant
-        or a linear decay to 0 over label_decay_steps; times beta(step) with kl_ramp, and with label_fade times
-        a linear fall to 0 over the budget's last `label_fade` share."""
+        or a linear decay to label_floor x label_weight (0 by default) over the decay steps; times beta(step)
+        with kl_ramp, and with label_fade times a linear fall to 0 over the budget's last `label_fade` share."""
         s = self.cfg.slcvae
         start = self.started_at()
         if start < 0 or step < start:
@@ -140,7 +140,8 @@ class SLCVAE(CVAE):
         weight = s.label_weight * (min(1.0, (step - start) / (full - start)) if step < full else 1.0)
         decay = self.decay_steps()
         if decay > 0 and step > full:
-            weight *= max(0.0, 1.0 - (step - full) / decay)
+            floor = s.label_floor
+            weight *= max(floor, 1.0 - (1.0 - floor) * (step - full) / decay)
         if s.label_fade > 0:
             weight *= min(1.0, max(0.0, 1.0 - self.progress) / s.label_fade)
         return weight * (self.kl_weight(step) if s.kl_ramp else 1.0)
@@ -151,9 +152,9 @@ class SLCVAE(CVAE):
         return s.label_decay_steps or round(s.label_span * max(0, self.started_at()))
 
     def labels_done(self, step: int) -> bool:
-        """A decaying lambda that reached 0 for good: labels are unused from here on."""
-        start, decay = self.started_at(), self.decay_steps()
-        return decay > 0 and start >= 0 and step >= start + round(self.cfg.slcvae.ramp * start) + decay
+        """A decaying lambda that reached 0 for good (no floor): labels are unused from here on."""
+        s, start, decay = self.cfg.slcvae, self.started_at(), self.decay_steps()
+        return decay > 0 and s.label_floor == 0 and start >= 0 and step >= start + round(s.ramp * start) + decay
 
     def phases_at(self, step: int) -> list[str]:
         """Every `label_every` steps, the CVAE update, then `label_steps` labeling updates on the same batch.
