@@ -10,6 +10,7 @@ from torch.distributions import Normal, kl_divergence
 from slcvae.config import build_config
 from slcvae.data.batching import Encoded, collate
 from slcvae.data.tokenizer import TextTokenizer
+from slcvae.errors import InputError
 from slcvae.models import SLCVAE, build_model
 from slcvae.models.modules import gaussian_nll, kl
 from slcvae.models.slcvae import x_gap_plateaued
@@ -306,6 +307,9 @@ def test_label_floor_stops_the_decay_at_a_share_of_lambda_and_keeps_labeling(tok
     # start 4, full (2.0) at 6, then down to 0.5 x 2.0 over 4 steps, and it stays there
     assert [model.label_weight(s) for s in range(3, 12)] == pytest.approx([0, 0, 1, 2, 1.75, 1.5, 1.25, 1, 1])
     assert model.phases_at(50) == ["cvae", "label"] and not model.labels_done(50)
+    # a floor without a decay would change nothing: refused, naming where it was set
+    with pytest.raises(InputError, match=r"--set slcvae.label_floor=0.5: slcvae.label_floor = 0.5 needs slcvae.label_span"):
+        make("slcvae", tok, "slcvae.label_floor=0.5")
 
 
 def test_labeling_phase_reuses_the_cvae_phases_encodings(tok):

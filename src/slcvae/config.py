@@ -72,8 +72,8 @@ class SLCVAEConfig:
     ramp: float = 0.5  # lambda rises linearly from 0 at the start step s to full at (1 + ramp) s: no jump, scales with the run
     kl_ramp: bool = False  # lambda also follows the KL-annealing weight beta(step) (the paper's; needs cvae.kl_anneal)
     train_labeler_early: bool = False  # g also learns before the start; off: it cost 0.1 mode coverage (docs/design.md)
-    label_decay_steps: int = 0  # once full, lambda falls linearly to 0 over this many steps, then labeling stops; 0 = constant
-    label_span: float = 0.0  # once full, lambda falls to 0 over this multiple of the start step, then labeling stops; 0 = off
+    label_decay_steps: int = 0  # once full, lambda falls linearly to 0 (label_floor) over this many steps; 0 = constant
+    label_span: float = 0.0  # once full, lambda falls to 0 (label_floor) over this multiple of the start step; 0 = off
     label_floor: float = 0.0  # decay / span end at this share of label_weight, and labeling goes on; 0 = decay to 0
     label_fade: float = 0.0  # lambda falls to 0 over the budget's last share this big; 0 = off (neither gained: design.md)
     label_every: int = 1  # a labeling phase after every k-th CVAE step, same batch (1 = strict alternation, the paper's)
@@ -277,4 +277,8 @@ def build_config(model_name: str, config_file: Path | None = None, sets: list[st
     for item in sets:
         section, key, value = parse_set(item)
         apply_overrides(config, {section: {key: value}}, f"--set {item}")
+    sl = config.slcvae
+    if sl.label_floor > 0 and not (sl.label_span or sl.label_decay_steps):  # a floor of no decay would change nothing
+        origin = next((f"--set {item}" for item in sets if "label_floor" in item), config_file)
+        raise InputError(origin, None, f"slcvae.label_floor = {sl.label_floor} needs slcvae.label_span or label_decay_steps > 0")
     return config
