@@ -162,6 +162,7 @@ _POSITIVE = (">= 1", lambda v: v >= 1)
 _NONNEG = (">= 0", lambda v: v >= 0)
 _SHARE = ("in (0, 1]", lambda v: 0 < v <= 1)
 _PROB = ("in [0, 1)", lambda v: 0 <= v < 1)
+_UNIT = ("in [0, 1]", lambda v: 0 <= v <= 1)
 RANGES: dict[str, tuple[str, Any]] = {
     **{f"data.{k}": _POSITIVE for k in ("max_vocab", "min_freq", "max_source_len", "max_target_len", "max_turns")},
     **{f"model.{k}": _POSITIVE for k in ("embedding", "utterance", "context", "latent", "decoder", "mlp", "layers")},
@@ -188,8 +189,8 @@ RANGES: dict[str, tuple[str, Any]] = {
     },
     "slcvae.plateau": _SHARE,
     "slcvae.start_by": _SHARE,
-    "slcvae.label_fade": ("in [0, 1]", lambda v: 0 <= v <= 1),
-    "slcvae.label_floor": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "slcvae.label_fade": _UNIT,
+    "slcvae.label_floor": _UNIT,
     "slcvae.label_every": _POSITIVE,
     "slcvae.watch_every": _POSITIVE,
     "slcvae.label_steps": _POSITIVE,
