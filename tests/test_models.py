@@ -132,6 +132,22 @@ def test_labeling_phase_trains_only_the_labeler(tok, label_prior):
     assert all(p.requires_grad for p in model.parameters())  # frozen() restored the flags
 
 
+def test_label_even_adds_the_variance_of_the_labels_prior_radius_and_trains_only_the_labeler(tok):
+    model = make("slcvae", tok, "slcvae.label_even=2", "slcvae.label_base=none")
+    b = batch(tok)
+    out, losses = model(b, phase="label")
+    with torch.no_grad():
+        mu_p, logvar_p = model.prior(model.encoder.source(b))
+    r = ((out["z_star"] - mu_p) ** 2 / logvar_p.exp()).sum(-1).sqrt()  # [batch] Mahalanobis radius under p(z|x)
+    assert r.shape == (b.target.shape[0],) and r.std() > 0
+    assert losses["label_even"].item() == pytest.approx(r.var(unbiased=False).item(), rel=1e-5)
+    assert losses["loss"].item() == pytest.approx(losses["recovery"].item() + 2 * r.var(unbiased=False).item(), rel=1e-5)
+    losses["label_even"].backward()
+    labeler = set(model.labeler.parameters())
+    assert all((p.grad is None) == (p not in labeler) for p in model.parameters())
+    assert any(p.grad.abs().sum() > 0 for p in labeler)
+
+
 def test_cvae_phase_leaves_the_labeler_alone(tok):
     model = make("slcvae", tok)
     _, losses = model(batch(tok), phase="cvae")

@@ -82,6 +82,8 @@ class SLCVAEConfig:
     label_prior: float = 0.0  # labeling phase: weight of -log p(z*|x) beside the recovery loss; 1 makes z* the mode of
     # the true posterior p(z|x,y) ~ p(y|x,z) p(z|x) instead of the decoder's best code however unlikely (0, the paper's).
     # 0.5 brings KL to CVAE + BOW's level on every corpus but coverage only on some (design.md, round 5): not the default
+    label_even: float = 0.0  # labeling phase: weight of the batch variance of the labels' Mahalanobis distance from the
+    # prior's mean; pulls all labels (so q's styles) to one radius, where the prior draws them evenly (round 9); 0 = off
 
 
 @dataclass
@@ -185,6 +187,7 @@ RANGES: dict[str, tuple[str, Any]] = {
             "label_prior",
             "label_move",
             "label_span",
+            "label_even",
         )
     },
     "slcvae.plateau": _SHARE,

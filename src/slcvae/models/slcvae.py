@@ -238,8 +238,11 @@ class SLCVAE(CVAE):
 
         With label_prior = w the loss is recovery + w (-log p(z*|x)) under the frozen prior: at w = 1, z* is the
         mode of p(y|x,z) p(z|x), the true posterior's, so labels carry what y adds to x at a cost the KL will pay.
+        With label_even = e it adds e Var_batch(r), r = |(z* - mu_p) / sigma_p| the label's Mahalanobis distance from
+        the prior's mean ([batch]): styles at one radius are drawn from the prior about evenly; far ones are drawn
+        less (design.md, round 7: rho -0.68 to -0.84 between a style's distance and its share).
         """
-        w = self.cfg.slcvae.label_prior
+        w, even = self.cfg.slcvae.label_prior, self.cfg.slcvae.label_even
         with torch.no_grad():
             seen, ctx, y, mu_q = self.encoded if self.encoded is not None else (None, None, None, None)
             if seen is not batch:  # no CVAE phase on this batch before (a caller of its own): encode it here
@@ -247,7 +250,7 @@ class SLCVAE(CVAE):
                 # y feeds a shared labeler and q's mean; a labeler with its own encoders and free labels needs neither
                 y = self.encoder.target(batch) if self.labeler.encoder is None or self.labeler.residual else None
                 mu_q = self.posterior(torch.cat([ctx, y], -1))[0] if self.labeler.residual else None
-            mu_p, logvar_p = self.prior(ctx) if w > 0 else (None, None)  # [batch, latent] each
+            mu_p, logvar_p = self.prior(ctx) if w > 0 or even > 0 else (None, None)  # [batch, latent] each
         z_star = self.labeler(batch, ctx, y, mu_q)
         with frozen(self.decoder):
             rec = self.decoder.nll(torch.cat([ctx, z_star], -1), batch.target, batch.target_lens).mean()
@@ -258,4 +261,8 @@ class SLCVAE(CVAE):
         if w > 0:
             losses["label_prior"] = gaussian_nll(z_star, mu_p, logvar_p).mean()
             losses["loss"] = losses["loss"] + w * losses["label_prior"]
+        if even > 0:
+            r = ((z_star - mu_p) ** 2 / logvar_p.exp()).sum(-1).add(1e-12).sqrt()  # [batch]; eps: finite grad at r = 0
+            losses["label_even"] = ((r - r.mean()) ** 2).mean()
+            losses["loss"] = losses["loss"] + even * losses["label_even"]
         return {"z_star": z_star}, losses
