@@ -17,6 +17,7 @@ from pathlib import Path
 from slcvae.pipeline.compare import load_spec
 
 COLUMNS = [  # (key, header, digits)
+    ("mode_coverage_expected", "E[mode cov]", 3),  # from [evaluate] coverage_draws; – where a sweep ran without
     ("mode_coverage", "mode cov", 3),
     ("mode_precision", "mode P", 3),
     ("bleu_recall", "BLEU-R", 3),
@@ -44,7 +45,7 @@ def collect(spec_path: Path) -> dict[str, dict[str, dict[str, float]]]:
     for name, seeds in results.items():
         for seed, metrics in seeds.items():
             summary = json.loads((spec.run_dir(name, int(seed)) / "summary.json").read_text(encoding="utf-8"))
-            keep = {k: metrics[k] for k in ("mode_coverage", "mode_precision", "bleu_recall", "distinct_2") if k in metrics}
+            keep = {k: metrics[k] for k, _, _ in COLUMNS if k in metrics}
             keep |= {
                 "steps": summary["steps"],
                 "kl": summary["valid"].get("kl"),
