@@ -17,7 +17,7 @@ from pathlib import Path
 from slcvae.pipeline.compare import load_spec
 
 COLUMNS = [  # (key, header, digits)
-    ("mode_coverage_expected", "E[mode cov]", 3),  # from [evaluate] coverage_draws; – where a sweep ran without
+    ("mode_coverage_expected", "E[mode cov]", 3),  # [evaluate] coverage_draws; – in sweeps run without it
     ("mode_coverage", "mode cov", 3),
     ("mode_precision", "mode P", 3),
     ("bleu_recall", "BLEU-R", 3),
