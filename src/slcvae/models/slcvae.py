@@ -128,6 +128,11 @@ class SLCVAE(CVAE):
         s = self.cfg.slcvae
         return s.warmup_steps if s.start == "steps" else int(self.start_step)
 
+    def full_at(self) -> int:
+        """The step lambda reaches full strength, (1 + ramp) s for the start s (-1: not started yet)."""
+        start = self.started_at()
+        return start + round(self.cfg.slcvae.ramp * start) if start >= 0 else -1
+
     def label_weight(self, step: int) -> float:
         """lambda at `step`: 0 before the start s, a linear ramp to label_weight at (1 + ramp) s, then constant
         or a linear decay to label_floor x label_weight (0 by default) over the decay steps; times beta(step)
@@ -136,7 +141,7 @@ class SLCVAE(CVAE):
         start = self.started_at()
         if start < 0 or step < start:
             return 0.0
-        full = start + round(s.ramp * start)
+        full = self.full_at()
         weight = s.label_weight * (min(1.0, (step - start) / (full - start)) if step < full else 1.0)
         decay = self.decay_steps()
         if decay > 0 and step > full:
@@ -153,8 +158,8 @@ class SLCVAE(CVAE):
 
     def labels_done(self, step: int) -> bool:
         """A decaying lambda that reached 0 for good (no floor): labels are unused from here on."""
-        s, start, decay = self.cfg.slcvae, self.started_at(), self.decay_steps()
-        return decay > 0 and s.label_floor == 0 and start >= 0 and step >= start + round(s.ramp * start) + decay
+        full, decay = self.full_at(), self.decay_steps()
+        return decay > 0 and self.cfg.slcvae.label_floor == 0 and full >= 0 and step >= full + decay
 
     def phases_at(self, step: int) -> list[str]:
         """Every `label_every` steps, the CVAE update, then `label_steps` labeling updates on the same batch.
@@ -183,8 +188,8 @@ class SLCVAE(CVAE):
 
     def selectable(self, step: int) -> bool:
         # until lambda is at full strength the objective is still changing: a plain CVAE's low-KL -ELBO would always win
-        start = self.started_at()
-        return start >= 0 and step >= start + round(self.cfg.slcvae.ramp * start)
+        full = self.full_at()
+        return full >= 0 and step >= full
 
     def schedule(self, step: int) -> dict[str, float | None]:
         """What the summary of a run at `step` reports: where lambda started rising (None: not by `step`)."""
