@@ -134,6 +134,21 @@ def test_summary_and_validation_metrics(tmp_path, synth_dir):
     assert summary["label_start_step"] == 3 and summary["best_valid_elbo"] is not None
 
 
+def test_slcvae_trains_like_its_cvae_bow_base_until_the_labels_act(tmp_path, synth_dir):
+    """One seed, one path: before lambda > 0 an SLCVAE run is its CVAE + BOW base step for step (g draws its own
+    initialization; the x-gap watch and the labeling phase draw nothing), so a seed's gap is the labels' alone."""
+    tr, va = synth_dir / "train.tsv", synth_dir / "valid.jsonl"
+    for name, sets in (("cvae-bow", []), ("slcvae", ["slcvae.warmup_steps=8"]), ("slcvae-lw0", ["slcvae.label_weight=0"])):
+        model = "slcvae" if name.startswith("slcvae") else name
+        train(tiny(model, "train.max_steps=12", *sets), tr, va, tmp_path / name)
+    base, late, lw0 = (params(tmp_path / n) for n in ("cvae-bow", "slcvae", "slcvae-lw0"))
+    shared = list(base)  # SLCVAE adds g and its schedule's buffers
+    assert len(shared) > 30 and set(lw0) - set(shared) == {k for k in lw0 if k.startswith("labeler.")} | {"start_step", "x_gap"}
+    for key in shared:  # lambda 0 throughout, labeling phase from step 3: the same weights, bit for bit
+        assert torch.equal(base[key], lw0[key]), key
+    assert any(not torch.equal(lw0[k], late[k]) for k in shared)  # lambda 1 from step 8: the paths part
+
+
 def test_a_run_that_ends_before_the_labels_says_so(tmp_path, synth_dir, capsys):
     summary = train(tiny("slcvae", "train.max_steps=2"), synth_dir / "train.tsv", synth_dir / "valid.jsonl", tmp_path / "w")
     text = (tmp_path / "w" / "summary.json").read_text()

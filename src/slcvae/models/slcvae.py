@@ -106,7 +106,12 @@ class SLCVAE(CVAE):
 
     def __init__(self, vocab: int, cfg: Config, unk_id: int):
         super().__init__(vocab, cfg, unk_id)
-        self.labeler = Labeler(vocab, cfg)
+        # g's initialization draws from a stream of its own, so the global RNG after building an SLCVAE is where it is
+        # after building its CVAE + BOW base: with one seed both train step for step alike until lambda starts
+        # (the watch and the labeling phase draw nothing), and a seed's SLCVAE - CVAE + BOW gap is the labels' alone.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.train.seed + 1)
+            self.labeler = Labeler(vocab, cfg)
         # The run's own schedule state, saved with the weights (exact resume; DDP broadcasts rank 0's):
         # the step lambda started rising (-1: not yet) and two running means of the x-gap (XGap).
         self.register_buffer("start_step", torch.tensor(-1, dtype=torch.long))
