@@ -138,8 +138,9 @@ def test_slcvae_trains_like_its_cvae_bow_base_until_the_labels_act(tmp_path, syn
     """One seed, one path: before lambda > 0 an SLCVAE run is its CVAE + BOW base step for step (g draws its own
     initialization; the x-gap watch and the labeling phase draw nothing), so a seed's gap is the labels' alone."""
     tr, va = synth_dir / "train.tsv", synth_dir / "valid.jsonl"
-    for name, sets in (("cvae-bow", []), ("slcvae", ["slcvae.warmup_steps=8"]), ("slcvae-lw0", ["slcvae.label_weight=0"])):
-        model = "slcvae" if name.startswith("slcvae") else name
+    runs = (("cvae-bow", "cvae-bow", []), ("slcvae", "slcvae", ["slcvae.warmup_steps=8"]),
+            ("slcvae-lw0", "slcvae", ["slcvae.label_weight=0"]))  # fmt: skip
+    for name, model, sets in runs:
         train(tiny(model, "train.max_steps=12", *sets), tr, va, tmp_path / name)
     base, late, lw0 = (params(tmp_path / n) for n in ("cvae-bow", "slcvae", "slcvae-lw0"))
     shared = list(base)  # SLCVAE adds g and its schedule's buffers
