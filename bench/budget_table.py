@@ -4,7 +4,9 @@
 
 Reads each spec's `results.json` and every run's `summary.json` (for the steps, KL and the step where
 SLCVAE's labeling loss started), prints one markdown table (mean ± sample std over seeds) and writes
-`budget.md` and `budget.json` (every run's numbers) under --out.
+`budget.md` and `budget.json` (every run's numbers) under --out. Corpora with known modes (the synthetic ones) get
+the mode-coverage columns; free-text corpora (WebNLG: mode coverage does not apply) get BLEU-P and the number of
+different texts per source instead.
 """
 
 from __future__ import annotations
@@ -16,16 +18,21 @@ from pathlib import Path
 
 from slcvae.pipeline.compare import load_spec
 
-COLUMNS = [  # (key, header, digits)
+RUN_COLUMNS = [("kl", "KL", 2), ("steps", "steps", 0), ("label_start_step", "labels from step", 0)]
+MODE_COLUMNS = [  # (key, header, digits)
     ("mode_coverage_expected", "E[mode cov]", 3),  # [evaluate] coverage_draws; – in sweeps run without it
     ("mode_coverage", "mode cov", 3),
     ("mode_precision", "mode P", 3),
     ("bleu_recall", "BLEU-R", 3),
     ("distinct_2", "Dist-2", 3),
-    ("kl", "KL", 2),
-    ("steps", "steps", 0),
-    ("label_start_step", "labels from step", 0),
-]
+] + RUN_COLUMNS
+TEXT_COLUMNS = [  # free-text references: no modes to cover
+    ("bleu_precision", "BLEU-P", 3),
+    ("bleu_recall", "BLEU-R", 3),
+    ("distinct_2", "Dist-2", 3),
+    ("inter_distinct_2", "inter-D2", 3),
+    ("unique_per_source", "texts / source", 1),
+] + RUN_COLUMNS
 
 
 def cell(values: list[float], digits: int) -> str:
@@ -45,7 +52,7 @@ def collect(spec_path: Path) -> dict[str, dict[str, dict[str, float]]]:
     for name, seeds in results.items():
         for seed, metrics in seeds.items():
             summary = json.loads((spec.run_dir(name, int(seed)) / "summary.json").read_text(encoding="utf-8"))
-            keep = {k: metrics[k] for k, _, _ in COLUMNS if k in metrics}
+            keep = {k: metrics[k] for k, _, _ in MODE_COLUMNS + TEXT_COLUMNS if k in metrics}
             keep |= {
                 "steps": summary["steps"],
                 "kl": summary["valid"].get("kl"),
@@ -60,22 +67,24 @@ def main() -> None:
     parser.add_argument("specs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    rows, data = [], {}
-    header = "| corpus, budget | model | " + " | ".join(h for _, h, _ in COLUMNS) + " |"
-    rows += [header, "|---|---|" + "---:|" * len(COLUMNS)]
+    data = {}
     for path in args.specs:
         spec = load_spec(path)
         budget = f"{spec.max_minutes:g} min" if spec.max_minutes else f"{spec.max_steps} steps"
-        runs = collect(path)
-        data[str(path)] = {"budget": budget, "train": str(spec.train), "runs": runs}
-        for name, seeds in runs.items():
+        data[str(path)] = {"budget": budget, "train": str(spec.train), "runs": collect(path)}
+    has_modes = any("mode_coverage" in m for d in data.values() for seeds in d["runs"].values() for m in seeds.values())
+    columns = MODE_COLUMNS if has_modes else TEXT_COLUMNS
+    header = "| corpus, budget | model | " + " | ".join(h for _, h, _ in columns) + " |"
+    rows = [header, "|---|---|" + "---:|" * len(columns)]
+    for d in data.values():
+        for name, seeds in d["runs"].items():
             cells = []
-            for key, _, digits in COLUMNS:
+            for key, _, digits in columns:
                 values = [m[key] for m in seeds.values() if m.get(key) is not None]
                 cells.append(
                     cell(values, digits) + (f" ({len(values)}/{len(seeds)})" if key == "label_start_step" and values else "")
                 )
-            rows.append(f"| {spec.train.parent.name}, {budget} | {name} | " + " | ".join(cells) + " |")
+            rows.append(f"| {Path(d['train']).parent.name}, {d['budget']} | {name} | " + " | ".join(cells) + " |")
     table = "\n".join(rows) + "\n"
     print(table)
     if args.out:
