@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 
@@ -59,6 +60,32 @@ def test_compare_sweep_then_resume_skips_finished_runs(tmp_path, synth_dir):
     third = run(spec)
     assert third["skipped_finished_runs"] == 3
     assert third["results"]["slcvae"]["2"]["steps"] == 6
+
+
+def test_only_runs_the_named_rows_and_what_they_need(tmp_path, synth_dir):
+    sets = json.dumps(TINY)
+    spec = write_spec(tmp_path, synth_dir, f'seq2seq = {{ model = "seq2seq", set = {sets} }}\n'
+                      f'lm = {{ model = "lm", set = {sets} }}\n'
+                      f'cvae = {{ model = "cvae", set = {sets} }}\n'
+                      'mmi = { run = "seq2seq", generate = { decode = "mmi", beam_size = 2, lm = "lm" } }',
+                      seeds=[1])  # fmt: skip
+    part = run(spec, only=["mmi"])
+    runs = tmp_path / "out" / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == ["lm", "mmi", "seq2seq"]  # mmi's training run and its lm; no cvae
+    assert set(part["results"]) == {"seq2seq", "mmi"} and part["only"] == ["mmi"]
+    whole = run(spec)  # the rest of the sweep: the finished runs are skipped, not retrained
+    assert whole["skipped_finished_runs"] == 2 and whole["only"] == []
+    assert whole["results"]["mmi"] == part["results"]["mmi"] and "cvae" in whole["results"]
+    with pytest.raises(InputError, match=r"--only nope: no such entry in \[models\] \(entries: seq2seq, lm, cvae, mmi\)"):
+        run(spec, only=["nope"])
+
+
+def test_input_error_survives_the_trip_from_a_worker():
+    """A worker's error is pickled to the parent; InputError's three-argument constructor used to break that (the
+    pool's result thread died and the sweep hung)."""
+    err = pickle.loads(pickle.dumps(InputError("runs/x/.lock", 3, "in use by process 7")))
+    assert type(err) is InputError and str(err) == "runs/x/.lock:3: in use by process 7"
+    assert (err.path, err.line, err.message) == ("runs/x/.lock", 3, "in use by process 7")
 
 
 def test_compare_refuses_a_run_trained_with_another_config(tmp_path, synth_dir):

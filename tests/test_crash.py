@@ -4,11 +4,13 @@ loses at most one checkpoint interval, and ends bit-identical to an uninterrupte
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -63,3 +65,41 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, synth_
     a = torch.load(out / "last.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the log too: the lines a killed run wrote after its last checkpoint are dropped on resume, not repeated
+    logged = [(out / "log.jsonl").read_text().splitlines(), (tmp_path / "whole" / "log.jsonl").read_text().splitlines()]
+    assert [json.loads(line)["step"] for line in logged[0]] == list(range(1, STEPS + 1))
+    assert logged[0] == logged[1]
+
+
+def test_sigterm_stops_a_compare_and_its_workers(tmp_path, synth_dir):
+    """`kill` on `slcvae compare` used to leave its worker processes training as orphans, holding the runs' locks."""
+    sets = ", ".join(f'"{s}"' for s in SETS)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'out = "{tmp_path / "out"}"\ntrain = "{synth_dir / "train.tsv"}"\nvalid = "{synth_dir / "valid.jsonl"}"\n'
+                    f'test = "{synth_dir / "test.jsonl"}"\nseeds = [1, 2]\nmax_steps = 100000\nworkers = 2\n'
+                    f'[models]\ncvae = {{ model = "cvae", set = [{sets}] }}\n')  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "slcvae", "compare", "--spec", str(spec)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    locks = [tmp_path / "out" / "runs" / "cvae" / f"seed{s}" / ".lock" for s in (1, 2)]
+    start = time.monotonic()
+    while not all(lock.is_file() and lock.read_text().endswith("}") for lock in locks) and time.monotonic() - start < 120:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.1)
+    workers = [json.loads(lock.read_text())["pid"] for lock in locks]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    orphans = [pid for pid in workers if alive(pid)]
+    for pid in orphans:  # do not leave them training for the rest of the suite
+        os.kill(pid, signal.SIGKILL)
+    assert not orphans
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/stat").is_file() or Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"

@@ -13,6 +13,9 @@ class InputError(ValueError):
         where = f"{path}:{line}" if line is not None else f"{path}"
         super().__init__(f"{where}: {message}" if path is not None else message)
 
+    def __reduce__(self):  # rebuilt from its fields: a compare worker's error reaches the parent process intact
+        return type(self), (self.path, self.line, self.message)
+
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept on disk."""

@@ -206,13 +206,20 @@ def evaluate(
 
 @app.command(epilog="Example: slcvae compare --spec configs/compare/synth.toml   (run it again to resume)")
 @boundary
-def compare(spec: Annotated[Path, typer.Option(help="TOML: corpus, budget, seeds, [models] (see docs/compare.md)")]):
+def compare(
+    spec: Annotated[Path, typer.Option(help="TOML: corpus, budget, seeds, [models] (format: README, `slcvae compare`)")],
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this [models] entry and what it needs (repeatable): report some rows of a long sweep first"),
+    ] = None,
+    seed: Annotated[list[int] | None, typer.Option(help="Only this seed of the spec's (repeatable)")] = None,
+):
     """Train models x seeds at an equal budget, score them all, write results.json, report.md and plots.
 
     Resumable: finished runs are skipped, interrupted ones continue from their last checkpoint."""
     from slcvae.pipeline.compare import run
 
-    run(spec)
+    run(spec, only, seed)
 
 
 human_eval = typer.Typer(no_args_is_help=True, help="Blind human evaluation: export a rating sheet, import the ratings.")

@@ -40,8 +40,12 @@ import dataclasses
 import json
 import multiprocessing as mp
 import re
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,16 +253,60 @@ def _score_job(job: tuple[Spec, str, int]) -> tuple[str, int, dict[str, Any]]:
     return name, seed, metrics
 
 
-def run(spec: Path | Spec) -> dict[str, Any]:
-    """The whole sweep: train what is missing, score what is unscored, write results.json, report.md, plots."""
+def select(spec: Spec, only: list[str] | None = None, seeds: list[int] | None = None) -> Spec:
+    """The spec cut to the entries named in `only` and those they need (their training run, their MMI lm), and to
+    `seeds` (each one of the spec's).
+
+    A long sweep can then finish and report some rows or seeds first; a later call without them skips their runs."""
+    unknown = [name for name in only or [] if name not in spec.entries]
+    if unknown:
+        raise InputError(spec.path, None, f"--only {', '.join(unknown)}: no such entry in [models] "
+                         f"(entries: {', '.join(spec.entries)})")  # fmt: skip
+    other = [seed for seed in seeds or [] if seed not in spec.seeds]
+    if other:
+        raise InputError(spec.path, None, f"--seed {', '.join(map(str, other))}: not among the spec's seeds {spec.seeds}")
+    keep = set(spec.entries) if not only else set()
+    for name in only or []:
+        entry = spec.entries[name]
+        keep |= {name, entry.run}
+        lm = {**spec.generate, **entry.generate}.get("lm")
+        if lm in spec.entries:
+            keep.add(lm)
+    entries = {n: e for n, e in spec.entries.items() if n in keep}
+    return dataclasses.replace(spec, entries=entries, seeds=[s for s in spec.seeds if not seeds or s in seeds])
+
+
+def run(spec: Path | Spec, only: list[str] | None = None, seeds: list[int] | None = None) -> dict[str, Any]:
+    """The whole sweep: train what is missing, score what is unscored, write results.json, report.md, plots.
+
+    `only`, `seeds`: just these entries (and what they need) and seeds, see `select`."""
     from rich.console import Console
 
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
-    with OutputLock.folder(spec.out):  # a second compare into the same folder would race this one's runs
-        return _run(spec, Console(stderr=True))
+    spec = select(spec, only, seeds) if only or seeds else spec
+    with OutputLock.folder(spec.out), _stop_workers_on_sigterm():  # a second compare into the folder would race
+        return _run(spec, Console(stderr=True), only or [])
 
 
-def _run(spec: Spec, console) -> dict[str, Any]:
+@contextmanager
+def _stop_workers_on_sigterm() -> Iterator[None]:
+    """SIGTERM (`kill`) ends a sweep like Ctrl-C: the worker pools are terminated, not left training as orphans
+    that hold their runs' locks. Runs resume from last.pt on the next call."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(spec: Spec, console, only: list[str]) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from slcvae.evaluation.report import write_report
@@ -294,6 +342,7 @@ def _run(spec: Spec, console) -> dict[str, Any]:
         "results": results,
         "wall_seconds_this_call": round(time.monotonic() - started, 1),
         "skipped_finished_runs": skipped,
+        "only": only,  # non-empty: a part of the spec's entries (`slcvae compare --only`)
         "python": sys.version.split()[0],
     }
     write_text_atomic(spec.out / "results.json", json.dumps(payload, indent=2) + "\n")

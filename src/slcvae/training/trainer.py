@@ -150,8 +150,11 @@ def _train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resum
         if len(ckpt["rng"]) != ctx.world:
             raise InputError(out_dir / "last.pt", 1, f"saved by {len(ckpt['rng'])} process(es), resumed with {ctx.world}")
         torch.set_rng_state(ckpt["rng"][ctx.rank].cpu())
+        if ctx.main:
+            _trim_log(out_dir / "log.jsonl", state.step)
     elif ctx.main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "log.jsonl").unlink(missing_ok=True)  # a run killed before its first checkpoint left one
         cfg.save(out_dir / "config.json")
         tokenizer.save(out_dir)
         write_json_atomic(
@@ -313,6 +316,23 @@ def run_warnings(model: Seq2Seq, metrics: dict[str, float], state: TrainState) -
 
 
 @torch.no_grad()
+def _trim_log(path: Path, step: int) -> None:
+    """Drop the log lines written after the checkpoint a run resumes from: the resumed run logs those steps again."""
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if _logged_step(line) <= step]
+    if len(kept) < len(lines):
+        write_text_atomic(path, "".join(kept))
+
+
+def _logged_step(line: str) -> float:
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):  # a line torn by the kill: after the checkpoint too
+        return math.inf
+
+
 def validate(
     model: Seq2Seq, data: Encoded, tokenizer: TextTokenizer, batch_size: int, step: int, iw_samples: int = 0
 ) -> dict[str, float]:
