@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from slcvae.generation.decode import beam_search, mmi_rerank, sample_loop, sample_tokens
+from slcvae.generation.decode import AntiLM, beam_search, mmi_rerank, sample_loop, sample_tokens
 from slcvae.generation.processors import MinNewTokens, NoRepeatNGram, RepetitionPenalty, SuppressTokens, Temperature, TopK, TopP
 
 EOS = 3
@@ -124,6 +124,31 @@ def test_mmi_rerank_penalizes_what_the_language_model_finds_likely():
     assert seen["target"] == [[2, EOS], [2, 4], [2, 5]] and seen["lens"] == [2, 2, 2]  # gamma = 1: one token each
     plain = mmi_rerank(ids, logprob, lengths, GenericLM(), bos=2, weight=0.0, gamma=1, keep=2)
     assert [row[row != 0].tolist() for row in plain[0]] == [[EOS], [4, EOS]]  # weight 0: the beam's own order
+
+
+def test_anti_lm_steers_the_beam_to_other_replies():
+    """Reranking a width-N beam's N best cannot change which N replies come out (our first MMI-antiLM row equalled
+    beam search's on every metric); the anti-LM term inside the search does."""
+
+    class GenericLM:  # p_LM(<eos> first) ~ 1: the generic reply
+        def start_state(self, n):
+            return torch.zeros(1, n, 1)
+
+        def step(self, tokens, h):
+            logits = torch.full((tokens.shape[0], 6), -5.0)
+            logits[:, EOS] = 0.0
+            return logits, h
+
+    h = torch.zeros(1, 1, 2)
+    plain = beam_search(fixed_step, h, bos=2, eos=EOS, max_len=5, width=2, n_best=2)[0]
+    assert [row[row != 0].tolist() for row in plain[0]] == [[EOS], [4, EOS]]
+    anti = AntiLM(GenericLM(), bos=2, weight=1.0, gamma=1)
+    out, logprob, lengths = beam_search(fixed_step, h, bos=2, eos=EOS, max_len=5, width=2, n_best=2, bias=anti)
+    # t = 0: <eos> -0.69 + 0.03, a -1.20 + 5.03, b -1.61 + 5.03 keep a and b; from t = gamma on, no term
+    assert [row[row != 0].tolist() for row in out[0]] == [[4, EOS], [5, EOS]]
+    assert torch.allclose(logprob, torch.tensor([[math.log(0.15), math.log(0.1)]]))  # the model's own
+    assert lengths.tolist() == [[2, 2]]
+    assert AntiLM(GenericLM(), bos=2, weight=0.0, gamma=1)(torch.zeros(3, 0, dtype=torch.long)) is None
 
 
 def test_seq2seq_noise_perturbs_each_sample_of_the_context():

@@ -131,6 +131,7 @@ def beam_search(
     groups: int = 1,
     diversity: float = 0.0,
     procs: Sequence = (),
+    bias: Callable[[torch.Tensor], torch.Tensor | None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Beam search for every row: h [1, n, hidden] -> ids [n, n_best, <= max_len], log p [n, n_best], lengths [n, n_best].
 
@@ -140,6 +141,8 @@ def beam_search(
     choose in turn at each step, and a token that earlier groups chose at this step costs
     `diversity` per choice (Hamming diversity). The penalty steers the search only; the returned
     log-probabilities and the final ranking are the model's own (after `procs`, as in sampling).
+    `bias(prefixes [rows, t])` -> [rows, vocab] or None is another search-only term added to each candidate's
+    score (MMI-antiLM's `AntiLM`); ended hypotheses get none.
     """
     n, dev = h.shape[1], h.device
     if width % groups:
@@ -164,11 +167,15 @@ def beam_search(
         logp[done] = -torch.inf
         logp[done, 0] = 0.0
         logp = logp.view(n, groups, gw, vocab_size)
+        extra = bias(seqs) if bias is not None else None
+        if extra is not None:
+            extra = extra.masked_fill(done.unsqueeze(1), 0.0).view(n, groups, gw, vocab_size)
         chosen = torch.zeros(n, vocab_size, device=dev)  # how often each token was chosen at this step so far
         picks = []
         for g in range(groups):
             penalty = diversity * chosen.unsqueeze(1) if g and diversity else 0.0
-            cand = (scores[:, g].unsqueeze(-1) + logp[:, g] - penalty).view(n, gw * vocab_size)
+            steer = extra[:, g] if extra is not None else 0.0
+            cand = (scores[:, g].unsqueeze(-1) + logp[:, g] - penalty + steer).view(n, gw * vocab_size)
             best, flat = cand.topk(gw, dim=-1)  # [n, gw]
             gained = logprob[:, g].gather(1, flat // vocab_size) + logp[:, g].reshape(n, -1).gather(1, flat)
             picks.append((best, gained, flat // vocab_size + g * gw, flat % vocab_size))
@@ -188,6 +195,26 @@ def beam_search(
     order = (flat_lp / lengths.clamp(min=1)).argsort(dim=-1, descending=True)[:, :n_best]
     rows = (order + offsets).view(-1)
     return seqs[rows].view(n, n_best, -1), flat_lp.gather(1, order), lengths.gather(1, order)
+
+
+class AntiLM:
+    """MMI-antiLM's search term (Li et al. 2016): -weight * log p_LM(next token | prefix) while the prefix is
+    shorter than gamma, nothing after. As a `beam_search` bias it steers which hypotheses the beam keeps, so the
+    beam holds other replies than plain beam search does; reranking its final list alone (`mmi_rerank`) cannot
+    change which N replies a beam of width N returns. The LM reads each prefix afresh (at most gamma tokens)."""
+
+    def __init__(self, lm, bos: int, weight: float, gamma: int):
+        self.lm, self.bos, self.weight, self.gamma = lm, bos, weight, gamma
+
+    def __call__(self, prefixes: torch.Tensor) -> torch.Tensor | None:
+        if prefixes.shape[1] >= self.gamma or self.weight == 0:
+            return None
+        rows = prefixes.shape[0]
+        logits, h = self.lm.step(torch.full((rows,), self.bos, dtype=torch.long, device=prefixes.device),
+                                 self.lm.start_state(rows))  # fmt: skip
+        for t in range(prefixes.shape[1]):
+            logits, h = self.lm.step(prefixes[:, t], h)
+        return -self.weight * logits.log_softmax(-1)
 
 
 def mmi_rerank(
@@ -272,7 +299,8 @@ def _generate(
         elif cfg.decode == "mmi":
             h = model.init_state(batch, 1, cfg.latent)
             width = max(cfg.beam_size, n)
-            ids, logprob, lengths = beam_search(model.step, h, bos, eos, max_len, width, width, procs=procs)
+            anti = AntiLM(lm.to(device), bos, cfg.mmi_weight, cfg.mmi_tokens)
+            ids, logprob, lengths = beam_search(model.step, h, bos, eos, max_len, width, width, procs=procs, bias=anti)
             ids = mmi_rerank(ids, logprob, lengths, lm.to(device), bos, cfg.mmi_weight, cfg.mmi_tokens, n).flatten(0, 1)
         elif cfg.decode == "beam":
             h = model.init_state(batch, n, cfg.latent)

@@ -91,6 +91,10 @@ class LanguageModel(Seq2Seq):
         cond = self._cond(batch.size * num_samples)
         return self.decoder.init_state(cond + noise * torch.randn_like(cond) if noise else cond)
 
+    def start_state(self, n: int) -> torch.Tensor:
+        """[layers, n, decoder]: the state before <bos>, for decoding n rows (MMI-antiLM's search term)."""
+        return self.decoder.init_state(self._cond(n))
+
     def prefix_log_prob(self, target: torch.Tensor, target_lens: torch.Tensor) -> torch.Tensor:
         """log p(y_1..y_k) for rows of <bos> y_1..y_k (padded): [n]. MMI-antiLM scores the first gamma tokens."""
         return -self.decoder.nll(self._cond(target.shape[0]), target, target_lens)
