@@ -134,6 +134,23 @@ def test_summary_and_validation_metrics(tmp_path, synth_dir):
     assert summary["label_start_step"] == 3 and summary["best_valid_elbo"] is not None
 
 
+def test_validation_builds_no_graph(tmp_path, synth_dir, monkeypatch):
+    """validate() lost its no_grad decorator once (a helper was inserted below it): every validation built a graph."""
+    from slcvae.models.slcvae import SLCVAE
+
+    modes, forward = [], SLCVAE.forward
+
+    def recording(self, *args, **kwargs):
+        modes.append(torch.is_grad_enabled())
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(SLCVAE, "forward", recording)
+    # 5 steps, eval_every 5: every phase of the 5 training steps with grad, then only the validation at the end
+    train(tiny("slcvae", "train.max_steps=5"), synth_dir / "train.tsv", synth_dir / "valid.jsonl", tmp_path / "r")
+    trained = modes.index(False)
+    assert trained >= 5 and all(modes[:trained]) and not any(modes[trained:])
+
+
 def test_slcvae_trains_like_its_cvae_bow_base_until_the_labels_act(tmp_path, synth_dir):
     """One seed, one path: before lambda > 0 an SLCVAE run is its CVAE + BOW base step for step (g draws its own
     initialization; the x-gap watch and the labeling phase draw nothing), so a seed's gap is the labels' alone."""

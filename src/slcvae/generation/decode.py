@@ -299,9 +299,10 @@ def _generate(
         elif cfg.decode == "mmi":
             h = model.init_state(batch, 1, cfg.latent)
             width = max(cfg.beam_size, n)
-            anti = AntiLM(lm.to(device), bos, cfg.mmi_weight, cfg.mmi_tokens)
+            lm = lm.to(device)
+            anti = AntiLM(lm, bos, cfg.mmi_weight, cfg.mmi_tokens)
             ids, logprob, lengths = beam_search(model.step, h, bos, eos, max_len, width, width, procs=procs, bias=anti)
-            ids = mmi_rerank(ids, logprob, lengths, lm.to(device), bos, cfg.mmi_weight, cfg.mmi_tokens, n).flatten(0, 1)
+            ids = mmi_rerank(ids, logprob, lengths, lm, bos, cfg.mmi_weight, cfg.mmi_tokens, n).flatten(0, 1)
         elif cfg.decode == "beam":
             h = model.init_state(batch, n, cfg.latent)
             ids = beam_search(model.step, h, bos, eos, max_len, cfg.beam_size, 1, procs=procs)[0][:, 0]

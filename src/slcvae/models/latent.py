@@ -21,7 +21,6 @@ def active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
     return int((mu.var(0) > threshold).sum()) if mu.shape[0] > 1 else 0
 
 
-@torch.no_grad()  # an estimate to report: callers may pass tensors that still carry a graph
 def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> float:
     """I(z; data) under q: mean_i [log q(z_i|i) - log (1/N) sum_j q(z_i|j)], z_i ~ q(z|i).
 

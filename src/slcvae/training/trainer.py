@@ -315,7 +315,6 @@ def run_warnings(model: Seq2Seq, metrics: dict[str, float], state: TrainState) -
     return warnings
 
 
-@torch.no_grad()
 def _trim_log(path: Path, step: int) -> None:
     """Drop the log lines written after the checkpoint a run resumes from: the resumed run logs those steps again."""
     if not path.is_file():
@@ -333,6 +332,7 @@ def _logged_step(line: str) -> float:
         return math.inf
 
 
+@torch.no_grad()
 def validate(
     model: Seq2Seq, data: Encoded, tokenizer: TextTokenizer, batch_size: int, step: int, iw_samples: int = 0
 ) -> dict[str, float]:
