@@ -80,6 +80,26 @@ def test_only_runs_the_named_rows_and_what_they_need(tmp_path, synth_dir):
         run(spec, only=["nope"])
 
 
+def test_entry_seeds_and_this_machines_device_and_workers(tmp_path, synth_dir):
+    """A tuning row runs only its own seeds; --device reaches every run's config without making it another run."""
+    sets = json.dumps(TINY)
+    spec = write_spec(
+        tmp_path,
+        synth_dir,
+        f'cvae = {{ model = "cvae", set = {sets} }}\n'
+        f'tuned = {{ model = "cvae", set = {json.dumps([*TINY, "cvae.bow_weight=1.0"])}, seeds = [2] }}',
+    )
+    out = run(spec, device="cpu", workers=2)
+    assert {name: sorted(seeds) for name, seeds in out["results"].items()} == {"cvae": ["1", "2"], "tuned": ["2"]}
+    saved = json.loads((tmp_path / "out" / "runs" / "tuned" / "seed2" / "config.json").read_text())
+    assert saved["train"]["device"] == "cpu" and not (tmp_path / "out" / "runs" / "tuned" / "seed1").exists()
+    assert run(spec)["skipped_finished_runs"] == 3  # the config's device: the same runs, not retrained
+    with pytest.raises(InputError, match="unknown device 'tpu'"):
+        run(spec, device="tpu")
+    with pytest.raises(InputError, match="--workers: must be >= 1, got 0"):
+        run(spec, workers=0)
+
+
 def test_input_error_survives_the_trip_from_a_worker():
     """A worker's error is pickled to the parent; InputError's three-argument constructor used to break that (the
     pool's result thread died and the sweep hung)."""
@@ -108,6 +128,9 @@ def test_compare_refuses_a_run_trained_with_another_config(tmp_path, synth_dir):
         ('a = { model = "cvae" }', {"max_steps": None}, "give a budget"),
         ('a = { model = "cvae" }', {"max_steps": 0, "max_minutes": 0}, "budget must be positive"),
         ('a = { model = "cvae" }', {"seeds": [1, 1]}, "distinct integers"),
+        ('a = { model = "cvae", seeds = [3] }', {}, r"seeds of the spec's \[1, 2\], got \[3\]"),
+        ('a = { model = "cvae", seeds = [] }', {}, "models.a: seeds must be a non-empty list"),
+        ('a = { model = "cvae", seeds = [1] }\nb = { run = "a", seeds = [2] }', {}, r"seeds \[2\] are not trained by 'a'"),
     ],
 )
 def test_spec_errors_name_the_problem(tmp_path, synth_dir, models, extra, message):

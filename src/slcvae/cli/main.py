@@ -213,13 +213,21 @@ def compare(
         typer.Option(help="Only this [models] entry and what it needs (repeatable): report some rows of a long sweep first"),
     ] = None,
     seed: Annotated[list[int] | None, typer.Option(help="Only this seed of the spec's (repeatable)")] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="train on cpu | cuda | cuda:N | auto (not part of a run's identity: "
+            "a run started on one device resumes on another)"
+        ),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="runs at a time, instead of the spec's (a machine with more cores)")] = None,
 ):
     """Train models x seeds at an equal budget, score them all, write results.json, report.md and plots.
 
     Resumable: finished runs are skipped, interrupted ones continue from their last checkpoint."""
     from slcvae.pipeline.compare import run
 
-    run(spec, only, seed)
+    run(spec, only, seed, device=device, workers=workers)
 
 
 human_eval = typer.Typer(no_args_is_help=True, help="Blind human evaluation: export a rating sheet, import the ratings.")

@@ -155,7 +155,7 @@ def plot_curves(spec, path: Path) -> None:
     trainers = [e for e in spec.entries.values() if e.run == e.name]
     colors = plt.get_cmap("tab10" if len(trainers) <= 10 else "tab20")
     for i, entry in enumerate(trainers):
-        for j, seed in enumerate(spec.seeds):
+        for j, seed in enumerate(spec.seeds_of(entry)):
             log = read_log(spec.run_dir(entry.name, seed))
             for ax, part in zip(axes, ("kl", "rec"), strict=True):
                 pts = [

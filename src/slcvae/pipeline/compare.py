@@ -28,7 +28,7 @@ Spec (paths relative to the working directory):
                                        # coverage num_samples samples have in expectation; 0 = skip
     [models]
     cvae = { model = "cvae" }
-    "slcvae-lam0.5" = { model = "slcvae", set = ["slcvae.label_weight=0.5"] }
+    "slcvae-lam0.5" = { model = "slcvae", set = ["slcvae.label_weight=0.5"], seeds = [1] }   # only seed 1
     seq2seq-beam = { run = "seq2seq", generate = { decode = "beam" } }   # reuse another entry's training
     lm = { model = "lm" }                                                # trained, not scored
     seq2seq-mmi = { run = "seq2seq", generate = { decode = "mmi", lm = "lm" } }
@@ -59,7 +59,7 @@ from slcvae.pipeline.run import score_run, train_run
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _TOP = {"out", "train", "valid", "test", "config", "seeds", "max_steps", "max_minutes", "workers", "test_sources",
         "generate", "evaluate", "models"}  # fmt: skip
-_ENTRY = {"model", "set", "run", "generate"}
+_ENTRY = {"model", "set", "run", "generate", "seeds"}
 
 
 @dataclass
@@ -69,6 +69,7 @@ class Entry:
     sets: list[str]  # --set overrides on top of the spec's config
     run: str  # the entry whose training this one uses (itself unless `run = ...`)
     generate: dict[str, Any]  # GenerateConfig overrides for this entry
+    seeds: list[int] = field(default_factory=list)  # this entry's seeds (a tuning row: one); empty = the spec's
 
 
 @dataclass
@@ -88,12 +89,17 @@ class Spec:
     iw_samples: int
     coverage_draws: int = 0  # [evaluate]: draws per test source for mode_coverage_expected; 0 = not computed
     entries: dict[str, Entry] = field(default_factory=dict)
+    device: str = ""  # `slcvae compare --device`: where the runs train (a machine's, not the spec's; "" = the config's)
+
+    def seeds_of(self, entry: Entry) -> list[int]:
+        """The seeds an entry runs: its own `seeds` (in the spec's order) or all of the spec's."""
+        return [s for s in self.seeds if not entry.seeds or s in entry.seeds]
 
     def run_dir(self, name: str, seed: int) -> Path:
         return self.out / "runs" / name / f"seed{seed}"
 
     def budget_sets(self, seed: int) -> list[str]:
-        sets = [f"train.seed={seed}", "train.progress=false"]
+        sets = [f"train.seed={seed}", "train.progress=false"] + ([f"train.device={self.device}"] if self.device else [])
         return sets + [f"train.{k}={v}" for k, v in self.budget().items()]
 
     def budget(self) -> dict[str, float]:
@@ -190,15 +196,30 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Spec:
             raise InputError(path, None, f"models.{name}: unknown key(s) {', '.join(sorted(set(raw) - _ENTRY))}")
         if ("model" in raw) == ("run" in raw):
             raise InputError(path, None, f"models.{name}: give either model (train it) or run (reuse another entry's training)")
+        own = raw.get("seeds", [])
+        if "seeds" in raw and (
+            not isinstance(own, list)
+            or not own
+            or len(set(map(repr, own))) != len(own)
+            or any(isinstance(s, bool) or s not in seeds for s in own)
+        ):
+            raise InputError(path, None, f"models.{name}: seeds must be a non-empty list of distinct seeds of the spec's "
+                             f"{seeds}, got {own!r}")  # fmt: skip
         spec.entries[name] = Entry(
-            name, raw.get("model", ""), list(raw.get("set", [])), raw.get("run", name), raw.get("generate", {})
+            name, raw.get("model", ""), list(raw.get("set", [])), raw.get("run", name), raw.get("generate", {}), own
         )
     for e in spec.entries.values():
         if e.run != e.name:
             if e.run not in spec.entries or spec.entries[e.run].run != e.run:
                 raise InputError(path, None, f"models.{e.name}: run = {e.run!r} must name an entry that trains")
             e.model, e.sets = spec.entries[e.run].model, spec.entries[e.run].sets
-        for seed in spec.seeds:
+            missing = set(spec.seeds_of(e)) - set(spec.seeds_of(spec.entries[e.run]))
+            if missing:
+                raise InputError(path, None, f"models.{e.name}: seeds {sorted(missing)} are not trained by {e.run!r}")
+        lm = {**spec.generate, **e.generate}.get("lm")
+        if lm in spec.entries and set(spec.seeds_of(e)) - set(spec.seeds_of(spec.entries[lm])):
+            raise InputError(path, None, f"models.{e.name}: its lm {lm!r} is not trained with all of its seeds")
+        for seed in spec.seeds_of(e):
             spec.build(e, seed)  # check model names and --set values now, before hours of training
             gen = spec.generate_config(e, seed)
             if 0 < spec.coverage_draws < gen.num_samples:
@@ -249,7 +270,7 @@ def _score_job(job: tuple[Spec, str, int]) -> tuple[str, int, dict[str, Any]]:
     gen = spec.generate_config(entry, seed)
     lm = (spec.run_dir(gen.lm, seed) if gen.lm in spec.entries else Path(gen.lm)) if gen.decode == "mmi" else None
     metrics = score_run(spec.run_dir(entry.run, seed), spec.run_dir(name, seed), spec.test, gen, spec.checkpoint(entry),
-                        spec.test_sources, spec.iw_samples, lm, spec.coverage_draws)  # fmt: skip
+                        spec.test_sources, spec.iw_samples, lm, spec.coverage_draws, spec.device or "cpu")  # fmt: skip
     return name, seed, metrics
 
 
@@ -276,13 +297,27 @@ def select(spec: Spec, only: list[str] | None = None, seeds: list[int] | None = 
     return dataclasses.replace(spec, entries=entries, seeds=[s for s in spec.seeds if not seeds or s in seeds])
 
 
-def run(spec: Path | Spec, only: list[str] | None = None, seeds: list[int] | None = None) -> dict[str, Any]:
+def run(
+    spec: Path | Spec,
+    only: list[str] | None = None,
+    seeds: list[int] | None = None,
+    device: str | None = None,
+    workers: int | None = None,
+) -> dict[str, Any]:
     """The whole sweep: train what is missing, score what is unscored, write results.json, report.md, plots.
 
-    `only`, `seeds`: just these entries (and what they need) and seeds, see `select`."""
+    `only`, `seeds`: just these entries (and what they need) and seeds, see `select`. `device`, `workers`: this
+    machine's, in place of the config's train.device and the spec's workers."""
     from rich.console import Console
 
+    from slcvae.training.distributed import resolve_device
+
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
+    if workers is not None and workers < 1:
+        raise InputError("--workers", None, f"must be >= 1, got {workers}")
+    if device:
+        resolve_device(device)  # an unknown name or a missing GPU fails now, not in every worker
+    spec = dataclasses.replace(spec, device=device or spec.device, workers=workers or spec.workers)
     spec = select(spec, only, seeds) if only or seeds else spec
     with OutputLock.folder(spec.out), _stop_workers_on_sigterm():  # a second compare into the folder would race
         return _run(spec, Console(stderr=True), only or [])
@@ -313,7 +348,7 @@ def _run(spec: Spec, console, only: list[str]) -> dict[str, Any]:
     from slcvae.io import write_text_atomic
 
     trainers = [e for e in spec.entries.values() if e.run == e.name]
-    status = {(e.name, s): train_status(spec, e, s) for e in trainers for s in spec.seeds}
+    status = {(e.name, s): train_status(spec, e, s) for e in trainers for s in spec.seeds_of(e)}
     todo = [(spec, name, seed) for (name, seed), st in status.items() if st != "done"]
     skipped = len(status) - len(todo)
     started = time.monotonic()
@@ -325,7 +360,7 @@ def _run(spec: Spec, console, only: list[str]) -> dict[str, Any]:
                 for name, seed, seconds in pool.imap_unordered(_train_job, todo):
                     progress.update(task, advance=1, info=f"{name} seed {seed}: {seconds:.0f} s")
         # an lm entry only serves MMI reranking: its unconditional samples are not a result
-        jobs = [(spec, e.name, s) for e in spec.entries.values() for s in spec.seeds if e.model != "lm"]
+        jobs = [(spec, e.name, s) for e in spec.entries.values() for s in spec.seeds_of(e) if e.model != "lm"]
         task = progress.add_task("score", total=len(jobs), info="")
         scored = {}
         with mp.get_context("spawn").Pool(min(spec.workers, len(jobs))) as pool:

@@ -24,6 +24,7 @@ from slcvae.generation import GenerateConfig, generate
 from slcvae.io import OutputLock, write_json_atomic
 from slcvae.training import load_model_dir, train
 from slcvae.training.checkpoint import load_checkpoint
+from slcvae.training.distributed import resolve_device
 
 
 def train_run(cfg: Config, train_path: Path, valid_path: Path, run_dir: Path) -> float:
@@ -124,14 +125,15 @@ def expected_coverage(model, tokenizer, cfg: Config, tests: list[Example], gen: 
 
 def score_run(
     train_dir: Path, out_dir: Path, test: Path, gen: GenerateConfig, checkpoint: str = "last",
-    test_sources: int = 0, iw_samples: int = 0, lm_dir: Path | None = None, coverage_draws: int = 0,
+    test_sources: int = 0, iw_samples: int = 0, lm_dir: Path | None = None, coverage_draws: int = 0, device: str = "cpu",
 ) -> dict[str, Any]:  # fmt: skip
     """Generate for the test sources with the model in `train_dir`, score, and cache the result in out_dir/eval.json.
 
     Metrics: evaluate_texts (BLEU, Distinct, modes where the corpus lists every valid target),
     latent health with `iw_samples` > 0, `mode_coverage_expected` with `coverage_draws` > 0 (`expected_coverage`),
     and the run's steps, epochs, training seconds and final validation KL / active units (summary.json).
-    A cache whose settings differ is recomputed.
+    A cache whose settings differ is recomputed. `device`: where the model generates (the scores do not depend on it
+    beyond the draws of z).
     """
     key = {"generate": dataclasses.asdict(gen), "checkpoint": checkpoint, "test": str(test),
            "test_sources": test_sources, "iw_samples": iw_samples}  # fmt: skip
@@ -146,6 +148,7 @@ def score_run(
     if test_sources:
         tests = tests[:test_sources]
     model, tokenizer, cfg = load_model_dir(train_dir, checkpoint)
+    model.to(resolve_device(device))
     anti_lm = load_lm(lm_dir, tokenizer) if gen.decode == "mmi" else None
     samples, _ = generate_file(model, tokenizer, cfg, tests, gen, out_dir / "test.pred.jsonl", anti_lm)
     metrics: dict[str, Any] = evaluate_texts(samples, [ex.targets for ex in tests], modes=all(ex.complete for ex in tests))
