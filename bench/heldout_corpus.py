@@ -14,10 +14,14 @@ recipes: recipe blurbs, (dish, main ingredient, minutes) -> 5 valid blurbs. Thre
     sources (118 for training, each drawn 25 times), short targets. Made after the hotels corpus
     broke the first final defaults and the start rule was fixed (plateau 0.1, watch_every 1);
     run once with those.
+concerts: concert listings, (band, city, weekday, tickets) -> 8 valid blurbs. Four slots, eight targets per
+    source (more than any other corpus here), a fourth vocabulary, 1,500 train sources drawn three times each. Made
+    after the KL gate became the default (issue 10, round 12), and run once with it.
 
     python bench/heldout_corpus.py --corpus trains --out data/trains
     python bench/heldout_corpus.py --corpus hotels --out data/hotels
     python bench/heldout_corpus.py --corpus recipes --out data/recipes
+    python bench/heldout_corpus.py --corpus concerts --out data/concerts
 """
 
 from __future__ import annotations
@@ -111,6 +115,39 @@ CORPORA = {
         n_test=30,
         n_train=118,
         draws=25,
+    ),  # fmt: skip
+    "concerts": Corpus(
+        slots={
+            "band": [
+                "the lanterns",
+                "blue harbour",
+                "night owls",
+                "iron meadow",
+                "the paper kites",
+                "velvet static",
+                "cold fronts",
+                "the wild hares",
+                "silver lines",
+                "echo valley",
+            ],
+            "city": ["berlin", "vienna", "prague", "krakow", "budapest", "zagreb", "munich", "ljubljana"],
+            "day": ["monday", "wednesday", "friday", "saturday", "sunday"],
+            "tickets": ["sold out", "still available", "half price", "free"],
+        },
+        styles=[
+            "{band} play {city} on {day} ; tickets are {tickets} .",
+            "catch {band} live in {city} this {day} , tickets {tickets} .",
+            "on {day} {band} come to {city} and the tickets are {tickets} .",
+            "{city} , get ready : {band} on {day} , with tickets {tickets} !",
+            "tickets {tickets} for {band} , playing {city} on {day} .",
+            "this {day} the stage in {city} belongs to {band} ( tickets {tickets} ) .",
+            "do not miss {band} in {city} ; the {day} show is {tickets} .",
+            "{band} tour stop : {city} , {day} . tickets : {tickets} .",
+        ],
+        n_valid=40,
+        n_test=60,
+        n_train=1500,
+        draws=3,
     ),  # fmt: skip
 }
 

@@ -15,7 +15,8 @@ from slcvae.models import SLCVAE, build_model
 from slcvae.models.modules import gaussian_nll, kl
 from slcvae.models.slcvae import x_gap_plateaued
 
-SMALL = ["model.embedding=8", "model.utterance=8", "model.context=12", "model.latent=4", "model.decoder=10", "model.mlp=8"]
+SMALL = ["model.embedding=8", "model.utterance=8", "model.context=12", "model.latent=4", "model.decoder=10", "model.mlp=8",
+         "slcvae.gate_kl=0"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -187,11 +188,12 @@ def test_label_weight_ramps_in_from_the_start_step(tok):
     assert [jump.label_weight(s) for s in (99, 100)] == [0.0, 1.0]
     auto = make("slcvae", tok)  # start = auto: nothing until the x-gap plateau sets start_step
     assert auto.label_weight(10_000) == 0.0 and not auto.selectable(10_000)
-    assert auto.schedule(10_000) == {"label_start_step": None, "x_gap": 0.0}
-    auto.start_step.fill_(200)
+    assert auto.schedule(10_000) == {"label_start_step": None, "label_ready_step": None, "label_gated": False,
+                                     "training_kl": None, "x_gap": 0.0}  # fmt: skip
+    auto.ready_step.fill_(200)
     assert auto.schedule(150)["label_start_step"] is None and auto.schedule(250)["label_start_step"] == 200
     assert [auto.label_weight(s) for s in (199, 250, 300)] == [0.0, 0.5, 1.0]  # ramp 0.5: full at 1.5 x the start
-    assert "start_step" in auto.state_dict()  # saved with the weights: a resumed run keeps its schedule
+    assert {"ready_step", "start_step", "kl_mean"} <= set(auto.state_dict())  # saved: a resumed run keeps its schedule
     short = make("slcvae", tok)  # a run whose x-gap has not flattened starts once half its budget is spent,
     short.observe(41, 0.5)
     assert short.started_at() == -1  # but not while the decoder ignores x (x-gap 0)
@@ -307,6 +309,40 @@ def test_label_weight_fades_over_the_budgets_last_share(tok):
         model.observe(10, progress)
         weights.append(model.label_weight(10))
     assert weights == pytest.approx([2.0, 2.0, 2.0, 1.5, 0.5, 0.0])
+
+
+def test_the_kl_gate_holds_the_labels_off_while_z_is_in_use(tok):
+    """gate_kl: from the ready step on, lambda starts at the first step whose KL running mean is below the gate,
+    ramps from there and stays on; until then the run is its base (no labeling phase, selectable for best.pt)."""
+    model = make("slcvae", tok, "slcvae.start=steps", "slcvae.warmup_steps=100", "slcvae.ramp=0.5", "slcvae.gate_kl=0.5")
+    model.kl_mean.copy_(torch.tensor([3.0, 1.0], dtype=torch.float64))  # KL 3 nats: z in use
+    assert model.training_kl() == 3.0
+    for step in (50, 100, 150):
+        model.observe(step, 0.1)
+    assert model.started_at() == -1 and model.label_weight(150) == 0.0 and model.phases_at(150) == ["cvae"]
+    assert model.gated_off(150) and model.selectable(150)  # the objective is the base's: best.pt may be kept
+    assert model.schedule(150)["label_gated"] and model.schedule(150)["label_ready_step"] == 100
+    model.kl_mean.copy_(torch.tensor([0.2, 1.0], dtype=torch.float64))  # z went unused: the labels start here
+    model.observe(200, 0.2)
+    assert model.started_at() == 200 and model.full_at() == 300 and not model.gated_off(200)
+    assert [model.label_weight(s) for s in (199, 250, 300)] == [0.0, 0.5, 1.0]
+    assert model.phases_at(200) == ["cvae", "label"] and not model.selectable(250) and model.selectable(300)
+    model.kl_mean.copy_(torch.tensor([9.0, 1.0], dtype=torch.float64))  # once on, they stay on
+    model.observe(400, 0.4)
+    assert model.started_at() == 200 and model.label_weight(400) == 1.0
+    # the running mean: a bias-corrected EMA of the training batches' KL
+    fresh = make("slcvae", tok, "slcvae.gate_kl=0.5")
+    fresh.train()
+    _, first = fresh(batch(tok), 0)
+    assert fresh.training_kl() == pytest.approx(first["kl"].item(), rel=1e-6)  # bias-corrected: one step is its KL
+    _, losses = fresh(batch(tok), 1)
+    assert fresh.training_kl() == pytest.approx(losses["kl"].item(), rel=0.1)
+    # start = auto: the x-gap watch (a decoder pass) runs only while z goes unused
+    assert "x_gap" in first if first["kl"].item() < 0.5 else "x_gap" not in first
+    fresh.kl_mean.copy_(torch.tensor([3e6, 1e6], dtype=torch.float64))  # KL 3 for a long while: z in use
+    assert "x_gap" not in fresh(batch(tok), 2)[1] and fresh.gated_off(2)
+    fresh.kl_mean.copy_(torch.tensor([0.0, 1e6], dtype=torch.float64))  # KL 0: z unused, the watch runs
+    assert "x_gap" in fresh(batch(tok), 3)[1]
 
 
 def test_label_span_decays_over_a_multiple_of_the_start_step(tok):

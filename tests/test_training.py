@@ -24,6 +24,7 @@ TINY = [
     "slcvae.start=steps",  # a fixed warm-up: these tests need labels within a few steps
     "slcvae.warmup_steps=3",
     "slcvae.ramp=0.0",
+    "slcvae.gate_kl=0",  # labels at the warm-up's end whatever z does: the schedule these tests check
 ]
 
 
@@ -161,10 +162,28 @@ def test_slcvae_trains_like_its_cvae_bow_base_until_the_labels_act(tmp_path, syn
         train(tiny(model, "train.max_steps=12", *sets), tr, va, tmp_path / name)
     base, late, lw0 = (params(tmp_path / n) for n in ("cvae-bow", "slcvae", "slcvae-lw0"))
     shared = list(base)  # SLCVAE adds g and its schedule's buffers
-    assert len(shared) > 30 and set(lw0) - set(shared) == {k for k in lw0 if k.startswith("labeler.")} | {"start_step", "x_gap"}
+    schedule = {"ready_step", "start_step", "x_gap", "kl_mean"}  # the schedule's buffers
+    assert len(shared) > 30 and set(lw0) - set(shared) == {k for k in lw0 if k.startswith("labeler.")} | schedule
     for key in shared:  # lambda 0 throughout, labeling phase from step 3: the same weights, bit for bit
         assert torch.equal(base[key], lw0[key]), key
     assert any(not torch.equal(lw0[k], late[k]) for k in shared)  # lambda 1 from step 8: the paths part
+
+
+def test_a_gated_run_is_its_cvae_bow_base_and_says_so(tmp_path, synth_dir):
+    """With z in use throughout (training KL above gate_kl from the ready step on) the labels never act: the run is
+    its CVAE + BOW base weight for weight, best.pt exists, and the summary says why the labels did not start."""
+    tr, va = synth_dir / "train.tsv", synth_dir / "valid.jsonl"
+    train(tiny("cvae-bow", "train.max_steps=12"), tr, va, tmp_path / "base")
+    summary = train(tiny("slcvae", "train.max_steps=12", "slcvae.gate_kl=1e-9"), tr, va, tmp_path / "gated")
+    base, gated = params(tmp_path / "base"), params(tmp_path / "gated")
+    for key in base:
+        assert torch.equal(base[key], gated[key]), key
+    assert summary["label_start_step"] is None and summary["label_ready_step"] == 3 and summary["label_gated"]
+    assert summary["training_kl"] > 1e-9 and summary["best_valid_elbo"] is not None
+    assert any("z stayed in use" in w for w in summary["warnings"])
+    assert not any("before the labeling loss started" in w for w in summary["warnings"])
+    opened = train(tiny("slcvae", "train.max_steps=12", "slcvae.gate_kl=1e9"), tr, va, tmp_path / "open")
+    assert opened["label_start_step"] == 3 and not opened["label_gated"]  # KL below the gate at once: the warm-up's end
 
 
 def test_a_run_that_ends_before_the_labels_says_so(tmp_path, synth_dir, capsys):

@@ -71,6 +71,10 @@ class SLCVAEConfig:
     watch_every: int = 1  # start = "auto": measure the x-gap every k-th step; k = 4 saves ~5% but its noisier means fire early
     ramp: float = 0.5  # lambda rises linearly from 0 at the start step s to full at (1 + ramp) s: no jump, scales with the run
     kl_ramp: bool = False  # lambda also follows the KL-annealing weight beta(step) (the paper's; needs cvae.kl_anneal)
+    gate_kl: float = 0.1  # labels act only where z goes unused: the x-gap watch and lambda wait while the training KL's
+    # running mean is at or above this (nats per source; 0.1 is the library's "KL vanished" line, trainer.KL_VANISHED);
+    # once started they stay on. A base that keeps z in use is left alone: there the labels only cost coverage
+    # (design.md, rounds 10-12) and the run is its CVAE + BOW base, at its speed. 0 = off, labels regardless (the paper)
     train_labeler_early: bool = False  # g also learns before the start; off: it cost 0.1 mode coverage (docs/design.md)
     label_decay_steps: int = 0  # once full, lambda falls linearly to 0 (label_floor) over this many steps; 0 = constant
     label_span: float = 0.0  # once full, lambda falls to 0 (label_floor) over this multiple of the start step; 0 = off
@@ -188,6 +192,7 @@ RANGES: dict[str, tuple[str, Any]] = {
             "label_move",
             "label_span",
             "label_even",
+            "gate_kl",
         )
     },
     "slcvae.plateau": _SHARE,

@@ -6,10 +6,12 @@ estimate of the "best encoder" for the current decoder. Training alternates two 
     cvae   phase   min    -ELBO + lambda * D(q(z|x,y), z*)  z* held fixed            (labeling loss)
     label  phase   min_g  -log p(y | x, z* = g(x, y))      decoder and CVAE frozen (recovery loss)
 
-lambda follows the run, not a step count tuned to one corpus: g trains from step 0, lambda stays 0
-until the decoder reads x (the x-gap, `watch_x_gap`, stops growing) or `start_by` of the run's step
-or time budget is spent, whichever comes first, at step s; then it rises linearly to its full value
-at (1 + ramp) s.
+lambda follows the run, not a step count tuned to one corpus: lambda stays 0 until the decoder reads x
+(the x-gap, `watch_x_gap`, stops growing) or `start_by` of the run's step or time budget is spent,
+whichever comes first (the ready step); then, with the KL gate, until z goes unused (the training KL's
+running mean below `gate_kl`), at step s; then it rises linearly to its full value at (1 + ramp) s.
+The labels are a remedy for a vanished z: on a base that keeps z in use they only moved q and cost
+coverage (docs/design.md, rounds 10-12), so there the gate keeps them off and the run is its base.
 
 D is configurable (SLCVAEConfig.distance):
     nll        -log q(z*|x,y)          pulls the mean to z* and scales the variance to fit
@@ -112,10 +114,13 @@ class SLCVAE(CVAE):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.train.seed + 1)
             self.labeler = Labeler(vocab, cfg)
-        # The run's own schedule state, saved with the weights (exact resume; DDP broadcasts rank 0's):
-        # the step lambda started rising (-1: not yet) and two running means of the x-gap (XGap).
+        # The run's own schedule state, saved with the weights (exact resume; DDP broadcasts rank 0's): the step the
+        # decoder read x (ready; -1: not yet), the step lambda started rising (-1: not yet), two running means of the
+        # x-gap (XGap) and the training KL's running mean with its weight (a bias-corrected EMA, for the gate).
+        self.register_buffer("ready_step", torch.tensor(-1, dtype=torch.long))
         self.register_buffer("start_step", torch.tensor(-1, dtype=torch.long))
         self.register_buffer("x_gap", torch.zeros(2, dtype=torch.float64))  # [recent, last half of the run]
+        self.register_buffer("kl_mean", torch.zeros(2, dtype=torch.float64))  # [EMA sum, EMA weight]
         # (batch, ctx, y, mu_q) of the last CVAE phase, detached
         self.encoded: tuple[Batch, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.progress = 0.0  # share of the step or time budget spent, from the trainer (`observe`) before every step
@@ -128,10 +133,31 @@ class SLCVAE(CVAE):
             "label": {"params": list(self.labeler.parameters()), "lr": self.cfg.slcvae.label_lr or lr},
         }
 
-    def started_at(self) -> int:
-        """The step lambda starts rising: warmup_steps, or for start = "auto" the step the x-gap plateaued (-1: not yet)."""
+    def ready_at(self) -> int:
+        """The step the labels may start: warmup_steps, or for start = "auto" the step the x-gap plateaued (-1: not yet)."""
         s = self.cfg.slcvae
-        return s.warmup_steps if s.start == "steps" else int(self.start_step)
+        return s.warmup_steps if s.start == "steps" else int(self.ready_step)
+
+    def started_at(self) -> int:
+        """The step lambda starts rising: the ready step, or with the KL gate the first step from there on whose KL
+        running mean was below gate_kl (-1: not yet)."""
+        return int(self.start_step) if self.cfg.slcvae.gate_kl > 0 else self.ready_at()
+
+    def training_kl(self) -> float:
+        """The running mean of the training KL (nats per source; an EMA over ~100 steps, bias-corrected)."""
+        total, weight = self.kl_mean.tolist()
+        return total / weight if weight > 0 else float("inf")
+
+    def gated_off(self, step: int) -> bool:
+        """The gate holds the labels off: they have not started and z is in use (KL running mean >= gate_kl)."""
+        gate = self.cfg.slcvae.gate_kl
+        return gate > 0 and self.started_at() < 0 and self.training_kl() >= gate
+
+    def watching(self, step: int) -> bool:
+        """Whether this step measures the x-gap: start = auto, not ready yet, every watch_every-th step, and with the
+        gate only while z goes unused (where the labels could not start anyway, the watch would only cost time)."""
+        s = self.cfg.slcvae
+        return s.start == "auto" and self.ready_step < 0 and step % s.watch_every == 0 and not self.gated_off(step)
 
     def full_at(self) -> int:
         """The step lambda reaches full strength, (1 + ramp) s for the start s (-1: not started yet)."""
@@ -188,18 +214,28 @@ class SLCVAE(CVAE):
         the content into z (the held-out corpus at 3 minutes: x-gap 0.0 at half the budget, precision 0)."""
         self.progress = progress
         s = self.cfg.slcvae
-        if s.start == "auto" and self.start_step < 0 and progress >= s.start_by and float(self.x_gap[0]) > 0.01:
-            self.start_step.fill_(step)
+        if s.start == "auto" and self.ready_step < 0 and progress >= s.start_by and float(self.x_gap[0]) > 0.01:
+            self.ready_step.fill_(step)
+        ready = self.ready_at()
+        if s.gate_kl > 0 and self.start_step < 0 and 0 <= ready <= step and self.training_kl() < s.gate_kl:
+            self.start_step.fill_(step)  # x read and z unused: the labels have work to do
 
     def selectable(self, step: int) -> bool:
-        # until lambda is at full strength the objective is still changing: a plain CVAE's low-KL -ELBO would always win
+        # until lambda is at full strength the objective is still changing: a plain CVAE's low-KL -ELBO would always win;
+        # held off by the gate, the objective is the base's
         full = self.full_at()
-        return full >= 0 and step >= full
+        return step >= full if full >= 0 else self.gated_off(step)
 
     def schedule(self, step: int) -> dict[str, float | None]:
         """What the summary of a run at `step` reports: where lambda started rising (None: not by `step`)."""
-        start = self.started_at()
-        return {"label_start_step": start if 0 <= start <= step else None, "x_gap": float(self.x_gap[0])}
+        start, ready = self.started_at(), self.ready_at()
+        return {
+            "label_start_step": start if 0 <= start <= step else None,
+            "label_ready_step": ready if 0 <= ready <= step else None,  # the x-gap plateau (or warmup_steps, start_by)
+            "label_gated": self.gated_off(step),  # not started, z in use (KL >= gate_kl): so far the run is its base
+            "training_kl": round(kl, 4) if (kl := self.training_kl()) < float("inf") else None,  # None: no step yet
+            "x_gap": float(self.x_gap[0]),
+        }
 
     def distance(self, out: dict, z_star: torch.Tensor) -> torch.Tensor:
         """D(q(z|x,y), z*): [batch]."""
@@ -216,8 +252,10 @@ class SLCVAE(CVAE):
         out, losses = self.elbo(batch, step)
         if self.training:  # the labeling phase that follows on this batch reads x and y from here
             self.encoded = (batch, out["ctx"].detach(), out["y"].detach(), out["mu_q"].detach())
-        s = self.cfg.slcvae
-        if self.training and s.start == "auto" and self.start_step < 0 and step % s.watch_every == 0:
+        if self.training:
+            with torch.no_grad():  # the gate's KL: a bias-corrected EMA, decay 0.99 (~100 steps)
+                self.kl_mean.mul_(0.99).add_(torch.stack([losses["kl"].detach().double(), self.kl_mean.new_ones(())]), alpha=0.01)
+        if self.training and self.watching(step):
             losses["x_gap"] = self.watch_x_gap(batch, out, losses["rec"], step)
         with torch.no_grad():  # z* is a fixed target in this phase
             z_star = self.labeler(batch, out["ctx"], out["y"], out["mu_q"])
@@ -240,7 +278,7 @@ class SLCVAE(CVAE):
         gap = ((other - rec) / (batch.target_lens - 1).float().mean()).double()
         s = self.cfg.slcvae
         if x_gap_plateaued(self.x_gap, float(gap), step, s.plateau, s.watch_every):
-            self.start_step.fill_(step + 1)
+            self.ready_step.fill_(step + 1)
         return gap.float()
 
     def recovery(self, batch: Batch) -> tuple[dict, dict[str, torch.Tensor]]:

@@ -305,7 +305,14 @@ def run_warnings(model: Seq2Seq, metrics: dict[str, float], state: TrainState) -
             f"KL stayed near zero ({metrics['kl']:.3g} nats at step {state.step}): the decoder ignores z, "
             "so samples from the prior will be alike (KL vanishing)"
         )
-    if model.schedule(state.step).get("label_start_step", 0) is None:
+    schedule = model.schedule(state.step)
+    if schedule.get("label_gated"):
+        warnings.append(
+            f"the labeling loss never started: z stayed in use (training KL {schedule['training_kl']:.3g} nats, at or above "
+            f"slcvae.gate_kl = {model.cfg.slcvae.gate_kl:g}), so this run is its CVAE + BOW base; "
+            "set slcvae.gate_kl=0 for labels regardless"
+        )
+    elif schedule.get("label_start_step", 0) is None:
         warnings.append(
             f"the run ended at step {state.step}, before the labeling loss started: it trained as a plain CVAE "
             "(give it more steps or minutes)"
