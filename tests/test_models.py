@@ -320,11 +320,11 @@ def test_the_kl_gate_holds_the_labels_off_while_z_is_in_use(tok):
     for step in (50, 100, 150):
         model.observe(step, 0.1)
     assert model.started_at() == -1 and model.label_weight(150) == 0.0 and model.phases_at(150) == ["cvae"]
-    assert model.gated_off(150) and model.selectable(150)  # the objective is the base's: best.pt may be kept
+    assert model.gated_off() and model.selectable(150)  # the objective is the base's: best.pt may be kept
     assert model.schedule(150)["label_gated"] and model.schedule(150)["label_ready_step"] == 100
     model.kl_mean.copy_(torch.tensor([0.2, 1.0], dtype=torch.float64))  # z went unused: the labels start here
     model.observe(200, 0.2)
-    assert model.started_at() == 200 and model.full_at() == 300 and not model.gated_off(200)
+    assert model.started_at() == 200 and model.full_at() == 300 and not model.gated_off()
     assert [model.label_weight(s) for s in (199, 250, 300)] == [0.0, 0.5, 1.0]
     assert model.phases_at(200) == ["cvae", "label"] and not model.selectable(250) and model.selectable(300)
     model.kl_mean.copy_(torch.tensor([9.0, 1.0], dtype=torch.float64))  # once on, they stay on
@@ -340,7 +340,7 @@ def test_the_kl_gate_holds_the_labels_off_while_z_is_in_use(tok):
     # start = auto: the x-gap watch (a decoder pass) runs only while z goes unused
     assert "x_gap" in first if first["kl"].item() < 0.5 else "x_gap" not in first
     fresh.kl_mean.copy_(torch.tensor([3e6, 1e6], dtype=torch.float64))  # KL 3 for a long while: z in use
-    assert "x_gap" not in fresh(batch(tok), 2)[1] and fresh.gated_off(2)
+    assert "x_gap" not in fresh(batch(tok), 2)[1] and fresh.gated_off()
     fresh.kl_mean.copy_(torch.tensor([0.0, 1e6], dtype=torch.float64))  # KL 0: z unused, the watch runs
     assert "x_gap" in fresh(batch(tok), 3)[1]
 

@@ -148,7 +148,7 @@ class SLCVAE(CVAE):
         total, weight = self.kl_mean.tolist()
         return total / weight if weight > 0 else float("inf")
 
-    def gated_off(self, step: int) -> bool:
+    def gated_off(self) -> bool:
         """The gate holds the labels off: they have not started and z is in use (KL running mean >= gate_kl)."""
         gate = self.cfg.slcvae.gate_kl
         return gate > 0 and self.started_at() < 0 and self.training_kl() >= gate
@@ -157,7 +157,7 @@ class SLCVAE(CVAE):
         """Whether this step measures the x-gap: start = auto, not ready yet, every watch_every-th step, and with the
         gate only while z goes unused (where the labels could not start anyway, the watch would only cost time)."""
         s = self.cfg.slcvae
-        return s.start == "auto" and self.ready_step < 0 and step % s.watch_every == 0 and not self.gated_off(step)
+        return s.start == "auto" and self.ready_step < 0 and step % s.watch_every == 0 and not self.gated_off()
 
     def full_at(self) -> int:
         """The step lambda reaches full strength, (1 + ramp) s for the start s (-1: not started yet)."""
@@ -224,7 +224,7 @@ class SLCVAE(CVAE):
         # until lambda is at full strength the objective is still changing: a plain CVAE's low-KL -ELBO would always win;
         # held off by the gate, the objective is the base's
         full = self.full_at()
-        return step >= full if full >= 0 else self.gated_off(step)
+        return step >= full if full >= 0 else self.gated_off()
 
     def schedule(self, step: int) -> dict[str, float | None]:
         """What the summary of a run at `step` reports: where lambda started rising (None: not by `step`)."""
@@ -232,7 +232,7 @@ class SLCVAE(CVAE):
         return {
             "label_start_step": start if 0 <= start <= step else None,
             "label_ready_step": ready if 0 <= ready <= step else None,  # the x-gap plateau (or warmup_steps, start_by)
-            "label_gated": self.gated_off(step),  # not started, z in use (KL >= gate_kl): so far the run is its base
+            "label_gated": self.gated_off(),  # not started, z in use (KL >= gate_kl): so far the run is its base
             "training_kl": round(kl, 4) if (kl := self.training_kl()) < float("inf") else None,  # None: no step yet
             "x_gap": float(self.x_gap[0]),
         }

@@ -121,6 +121,16 @@ class Spec:
         return {**self.generate, **entry.generate}.get("checkpoint", "last")
 
 
+def _distinct_ints(value: Any) -> bool:
+    """A spec's seed list: a non-empty list of distinct integers (booleans are not seeds)."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(s, int) and not isinstance(s, bool) for s in value)
+        and len(set(value)) == len(value)
+    )
+
+
 def _need(tree: dict, key: str, kind: type | tuple[type, ...], path: Path) -> Any:
     if key not in tree:
         raise InputError(path, None, f"missing required key {key!r}")
@@ -147,7 +157,7 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Spec:
     if "max_steps" not in tree and "max_minutes" not in tree:
         raise InputError(path, None, "give a budget: max_steps, max_minutes or both")
     seeds = _need(tree, "seeds", list, path)
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds) or len(set(seeds)) != len(seeds):
+    if not _distinct_ints(seeds):
         raise InputError(path, None, f"seeds must be a non-empty list of distinct integers, got {seeds!r}")
     gen_fields = {f.name for f in dataclasses.fields(GenerateConfig)} - {"seed"} | {"checkpoint"}
     generate = tree.get("generate", {})
@@ -197,12 +207,7 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Spec:
         if ("model" in raw) == ("run" in raw):
             raise InputError(path, None, f"models.{name}: give either model (train it) or run (reuse another entry's training)")
         own = raw.get("seeds", [])
-        if "seeds" in raw and (
-            not isinstance(own, list)
-            or not own
-            or len(set(map(repr, own))) != len(own)
-            or any(isinstance(s, bool) or s not in seeds for s in own)
-        ):
+        if "seeds" in raw and not (_distinct_ints(own) and set(own) <= set(seeds)):
             raise InputError(path, None, f"models.{name}: seeds must be a non-empty list of distinct seeds of the spec's "
                              f"{seeds}, got {own!r}")  # fmt: skip
         spec.entries[name] = Entry(
