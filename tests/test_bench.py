@@ -57,3 +57,50 @@ def test_latent_modes_shares_of_a_two_target_source_add_up():
     assert stats["min"] + stats["max"] + stats["invalid"] == pytest.approx(1.0)
     assert stats["near_min"] + stats["near_max"] == pytest.approx(1.0) and stats["near_min"] <= 0.5
     assert stats["dist"] > 0 and stats["dist_ratio"] >= 1.0 and stats["width"] > 0
+
+
+_spec_pt = importlib.util.spec_from_file_location("paper_table", Path(__file__).parents[1] / "bench" / "paper_table.py")
+paper_table = importlib.util.module_from_spec(_spec_pt)
+_spec_pt.loader.exec_module(paper_table)
+
+
+def _compare_folder(root: Path, name: str, seeds: dict[int, float], lr: float = 1e-3) -> Path:
+    """A compare output folder as `slcvae compare` leaves it: results.json and each run's summary and config."""
+    import json
+
+    metrics = {s: {"paper_bleu_precision": p, "paper_bleu_recall": 2 * p, "distinct_1": 0.01, "distinct_2": 0.05,
+                   "steps": 1000 * s, "epochs": 1.5 * s, "train_seconds": 60.0 * s, "valid_kl": 2.0, "examples": []}
+               for s, p in seeds.items()}  # fmt: skip
+    root.mkdir(parents=True)
+    results = {"spec": "spec.toml", "results": {name: {str(s): m for s, m in metrics.items()}}}
+    (root / "results.json").write_text(json.dumps(results))
+    for s in seeds:
+        run = root / "runs" / name / f"seed{s}"
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text(json.dumps({"early_stopped": s != 3}))
+        config = {"model": {"latent": 8}, "train": {"lr": lr, "seed": s, "threads": s, "max_minutes": 10.0 * s}}
+        (run / "config.json").write_text(json.dumps(config))
+    return root
+
+
+def test_paper_table_ledger_adds_sessions_runs_into_one_row(tmp_path):
+    ledger = tmp_path / "ledger"
+    first = _compare_folder(tmp_path / "session1", "kla-wd-sl", {1: 0.20, 2: 0.22})
+    assert len(paper_table.record(paper_table.entries([first]), ledger)) == 2
+    assert paper_table.record(paper_table.entries([first]), ledger) == []  # same numbers: nothing new to write
+    later = _compare_folder(tmp_path / "session2", "kla-wd-sl", {3: 0.24})  # another session, another seed
+    assert paper_table.record(paper_table.entries([later]), ledger) == []  # seed 3 hit its cap: not a converged run
+    paper_table.record(paper_table.entries([later]), ledger, unconverged=True)
+    (row,) = paper_table.build(paper_table.read_ledger(ledger))
+    assert row["row"] == "KLA+WD+SL (SLCVAE)" and row["seeds"] == [1, 2, 3] and row["converged"] == [True, True, False]
+    cell = row["paper_bleu_precision"]
+    assert cell == {"paper": 0.214, "ours": 0.22, "std": 0.02, "gap": 0.006}  # mean 0.22, sample std 0.02
+    assert row["steps"] == [1000, 2000, 3000] and row["train_minutes"] == [1.0, 2.0, 3.0]
+    assert "| KLA+WD+SL (SLCVAE) | 1, 2, 3 | 0.214 / 0.220 +- 0.020 (+0.006) |" in paper_table.markdown([row])
+    other = _compare_folder(tmp_path / "rerun", "kla-wd-sl", {3: 0.30})
+    with pytest.raises(SystemExit, match="other numbers"):  # a rerun never overwrites a recorded seed silently
+        paper_table.record(paper_table.entries([other]), ledger, unconverged=True)
+    faster = _compare_folder(tmp_path / "lr", "kla-wd-sl", {4: 0.25}, lr=1e-2)
+    paper_table.record(paper_table.entries([faster]), ledger)
+    with pytest.raises(SystemExit, match="different configs"):  # one row, one setting
+        paper_table.build(paper_table.read_ledger(ledger))

@@ -340,9 +340,14 @@ def test_the_kl_gate_holds_the_labels_off_while_z_is_in_use(tok):
     # start = auto: the x-gap watch (a decoder pass) runs only while z goes unused
     assert "x_gap" in first if first["kl"].item() < 0.5 else "x_gap" not in first
     fresh.kl_mean.copy_(torch.tensor([3e6, 1e6], dtype=torch.float64))  # KL 3 for a long while: z in use
-    assert "x_gap" not in fresh(batch(tok), 2)[1] and fresh.gated_off()
+    calls = []
+    fresh.labeler.register_forward_hook(lambda *args: calls.append(1))
+    out, losses = fresh(batch(tok), 2)
+    assert "x_gap" not in losses and fresh.gated_off()
+    assert calls == [] and "label" not in losses and "z_star" not in out  # gated: g is not even run (round 13)
     fresh.kl_mean.copy_(torch.tensor([0.0, 1e6], dtype=torch.float64))  # KL 0: z unused, the watch runs
-    assert "x_gap" in fresh(batch(tok), 3)[1]
+    out, losses = fresh(batch(tok), 3)
+    assert "x_gap" in losses and calls == [1] and out["z_star"].shape == (3, 4) and losses["label"].item() > 0
 
 
 def test_label_span_decays_over_a_multiple_of_the_start_step(tok):
