@@ -185,12 +185,13 @@ def main() -> None:
             ap.error("--record takes runs from folders, not from a ledger")
         for path in record(found, args.record, args.unconverged):
             print(f"recorded {path}")
-    text = markdown(build(found))
+    rows = build(found)
+    text = markdown(rows)
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "table.md").write_text(text, encoding="utf-8")
-        (args.out / "table.json").write_text(json.dumps(build(found), indent=2) + "\n", encoding="utf-8")
+        (args.out / "table.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
