@@ -100,6 +100,17 @@ def test_entry_seeds_and_this_machines_device_and_workers(tmp_path, synth_dir):
         run(spec, workers=0)
 
 
+def test_out_puts_a_part_of_the_spec_beside_it(tmp_path, synth_dir):
+    """--out: two compares of one spec run side by side, each in its own folder (a folder takes one at a time)."""
+    sets = json.dumps(TINY)
+    spec = write_spec(tmp_path, synth_dir, f'cvae = {{ model = "cvae", set = {sets} }}', seeds=[1, 2])
+    side = run(spec, seeds=[2], out=tmp_path / "side")
+    assert sorted(side["results"]["cvae"]) == ["2"] and (tmp_path / "side" / "runs" / "cvae" / "seed2" / "summary.json").is_file()
+    assert not (tmp_path / "out").exists()  # the spec's own folder is left alone
+    main = run(spec, seeds=[1])
+    assert sorted(main["results"]["cvae"]) == ["1"] and not (tmp_path / "out" / "runs" / "cvae" / "seed2").exists()
+
+
 def test_input_error_survives_the_trip_from_a_worker():
     """A worker's error is pickled to the parent; InputError's three-argument constructor used to break that (the
     pool's result thread died and the sweep hung)."""

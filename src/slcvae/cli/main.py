@@ -221,13 +221,17 @@ def compare(
         ),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="runs at a time, instead of the spec's (a machine with more cores)")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="write into this folder instead of the spec's `out` (parts of one spec side by side)"),
+    ] = None,
 ):
     """Train models x seeds at an equal budget, score them all, write results.json, report.md and plots.
 
     Resumable: finished runs are skipped, interrupted ones continue from their last checkpoint."""
     from slcvae.pipeline.compare import run
 
-    run(spec, only, seed, device=device, workers=workers)
+    run(spec, only, seed, device=device, workers=workers, out=out)
 
 
 human_eval = typer.Typer(no_args_is_help=True, help="Blind human evaluation: export a rating sheet, import the ratings.")

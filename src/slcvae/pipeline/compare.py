@@ -308,16 +308,21 @@ def run(
     seeds: list[int] | None = None,
     device: str | None = None,
     workers: int | None = None,
+    out: Path | None = None,
 ) -> dict[str, Any]:
     """The whole sweep: train what is missing, score what is unscored, write results.json, report.md, plots.
 
     `only`, `seeds`: just these entries (and what they need) and seeds, see `select`. `device`, `workers`: this
-    machine's, in place of the config's train.device and the spec's workers."""
+    machine's, in place of the config's train.device and the spec's workers. `out`: another folder than the spec's,
+    so that parts of one spec run side by side (a folder takes one compare at a time)."""
     from rich.console import Console
 
     from slcvae.training.distributed import resolve_device
 
-    spec = spec if isinstance(spec, Spec) else load_spec(spec)
+    if isinstance(spec, Spec):
+        spec = dataclasses.replace(spec, out=Path(out)) if out is not None else spec
+    else:
+        spec = load_spec(spec, {"out": str(out)} if out is not None else None)
     if workers is not None and workers < 1:
         raise InputError("--workers", None, f"must be >= 1, got {workers}")
     if device:
