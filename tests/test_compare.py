@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 
+from slcvae.data import read_corpus
 from slcvae.errors import InputError
 from slcvae.evaluation.report import aggregate, table
 from slcvae.pipeline.compare import load_spec, run
@@ -109,6 +110,31 @@ def test_out_puts_a_part_of_the_spec_beside_it(tmp_path, synth_dir):
     assert not (tmp_path / "out").exists()  # the spec's own folder is left alone
     main = run(spec, seeds=[1])
     assert sorted(main["results"]["cvae"]) == ["1"] and not (tmp_path / "out" / "runs" / "cvae" / "seed2").exists()
+
+
+def test_split_valid_scores_the_same_runs_on_the_validation_file(tmp_path, synth_dir):
+    """--split valid: a setting is chosen on validation scores, kept beside the test scores, without retraining."""
+    sets = json.dumps(TINY)
+    spec = write_spec(tmp_path, synth_dir, f'cvae = {{ model = "cvae", set = {sets} }}', seeds=[1], test_sources=None)
+    test = run(spec)
+    seed1 = tmp_path / "out" / "runs" / "cvae" / "seed1"
+    stamp = (seed1 / "eval.json").stat().st_mtime_ns
+    valid = run(spec, split="valid")
+    assert valid["skipped_finished_runs"] == 1 and valid["split"] == "valid" and test["split"] == "test"
+    m, t = valid["results"]["cvae"]["1"], test["results"]["cvae"]["1"]
+    assert m["sources"] == len(read_corpus(synth_dir / "valid.jsonl")) and t["sources"] == len(
+        read_corpus(synth_dir / "test.jsonl")
+    )
+    assert m["sources"] != t["sources"] and m["steps"] == t["steps"] == 6
+    assert (seed1 / "eval.json").stat().st_mtime_ns == stamp  # the test scores are untouched
+    assert len((seed1 / "valid.pred.jsonl").read_text().splitlines()) == m["sources"]
+    out = tmp_path / "out"
+    assert json.loads((out / "results.json").read_text())["split"] == "test"
+    assert json.loads((out / "results.valid.json").read_text())["results"] == valid["results"]
+    assert "scored on valid" in (out / "report.valid.md").read_text() and (out / "tradeoff.valid.png").is_file()
+    assert run(spec, split="valid")["results"] == valid["results"]  # cached in valid.eval.json
+    with pytest.raises(InputError, match="--split: must be test or valid, got 'train'"):
+        run(spec, split="train")
 
 
 def test_input_error_survives_the_trip_from_a_worker():

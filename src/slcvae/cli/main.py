@@ -225,13 +225,17 @@ def compare(
         Path | None,
         typer.Option(help="write into this folder instead of the spec's `out` (parts of one spec side by side)"),
     ] = None,
+    split: Annotated[
+        str,
+        typer.Option(help="score on test, or on valid to choose a setting (results.valid.json, report.valid.md)"),
+    ] = "test",
 ):
     """Train models x seeds at an equal budget, score them all, write results.json, report.md and plots.
 
     Resumable: finished runs are skipped, interrupted ones continue from their last checkpoint."""
     from slcvae.pipeline.compare import run
 
-    run(spec, only, seed, device=device, workers=workers, out=out)
+    run(spec, only, seed, device=device, workers=workers, out=out, split=split)
 
 
 human_eval = typer.Typer(no_args_is_help=True, help="Blind human evaluation: export a rating sheet, import the ratings.")

@@ -89,13 +89,17 @@ def table(agg: dict[str, dict[str, tuple[float, float, int]]], columns: list[tup
     return "\n".join(lines) + "\n"
 
 
-def write_report(spec, results: dict[str, dict[str, dict]], out: Path) -> None:
+def write_report(spec, results: dict[str, dict[str, dict]], out: Path, split: str = "test") -> None:
+    """report.md, curves.png and tradeoff.png (+ modes.png) in `out`; a `split` other than "test" (scored on the
+    spec's validation file) writes report.{split}.md, tradeoff.{split}.png and modes.{split}.png instead."""
     agg = aggregate(results)
+    suffix = "" if split == "test" else f".{split}"
+    scored = spec.test if split == "test" else spec.valid
     budget = f"{spec.max_minutes:g} minutes" if spec.max_minutes else f"{spec.max_steps} steps"
     gen = {**spec.generate}
     parts = [
         f"# {spec.path.stem}: {len(spec.entries)} models x {len(spec.seeds)} seed(s)\n",
-        f"Spec `{spec.path}`; train `{spec.train}`, test `{spec.test}`"
+        f"Spec `{spec.path}`; train `{spec.train}`, scored on {split} `{scored}`"
         + (f" (first {spec.test_sources} sources)" if spec.test_sources else "")
         + f"; budget {budget} per run; seeds {spec.seeds}; generation {json.dumps(gen)}; "
         f"importance samples {spec.iw_samples}. Cells: mean ± sample std over seeds; best mean in bold "
@@ -106,7 +110,7 @@ def write_report(spec, results: dict[str, dict[str, dict]], out: Path) -> None:
         table(agg, DIVERSITY),
         "## Latent health and cost\n",
         table(agg, HEALTH),
-        "## One test source, first seed\n",
+        f"## One {split} source, first seed\n",
     ]
     for name, seeds in results.items():
         ex = next(iter(seeds.values())).get("examples")
@@ -115,13 +119,14 @@ def write_report(spec, results: dict[str, dict[str, dict]], out: Path) -> None:
                 parts.append(f"source: `{ex['source'][:300]}`\n")
             uniq = list(dict.fromkeys(ex["samples"]))
             parts.append(f"- **{name}** ({len(uniq)} distinct): " + " | ".join(f"`{s}`" for s in uniq[:6]))
-    parts.append("\nPlots: curves.png (training KL and reconstruction), tradeoff.png (Distinct-2 vs BLEU-P)"
-                 + (", modes.png" if any("mode_coverage" in m for m in agg.values()) else "") + ".\n")  # fmt: skip
-    (out / "report.md").write_text("\n".join(parts), encoding="utf-8")
+    modes = any("mode_coverage" in m for m in agg.values())
+    parts.append(f"\nPlots: curves.png (training KL and reconstruction), tradeoff{suffix}.png (Distinct-2 vs BLEU-P)"
+                 + (f", modes{suffix}.png" if modes else "") + ".\n")  # fmt: skip
+    (out / f"report{suffix}.md").write_text("\n".join(parts), encoding="utf-8")
     plot_curves(spec, out / "curves.png")
-    plot_tradeoff(agg, out / "tradeoff.png", spec.path.stem)
-    if any("mode_coverage" in m for m in agg.values()):
-        plot_modes(agg, out / "modes.png", spec.path.stem)
+    plot_tradeoff(agg, out / f"tradeoff{suffix}.png", f"{spec.path.stem} ({split})" if suffix else spec.path.stem)
+    if modes:
+        plot_modes(agg, out / f"modes{suffix}.png", spec.path.stem)
 
 
 def _pyplot():

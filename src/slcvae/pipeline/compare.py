@@ -6,7 +6,9 @@ suite (text metrics + latent health). The sweep is resumable: a finished run (su
 is skipped after checking that its saved config is the one the spec asks for, a run stopped
 midway resumes from last.pt with the minutes it has left, and a scored run (eval.json) is
 not scored again. Output under `out`: runs/NAME/seedS/ (the training folders, predictions,
-eval.json), results.json, report.md and the plots (evaluation/report.py).
+eval.json), results.json, report.md and the plots (evaluation/report.py). `split = "valid"` (`--split valid`)
+scores the same runs on the validation file instead, beside the test scores (valid.pred.jsonl, valid.eval.json,
+results.valid.json, report.valid.md): a setting is chosen on those, and the test scores are the ones reported.
 
 Spec (paths relative to the working directory):
 
@@ -90,6 +92,11 @@ class Spec:
     coverage_draws: int = 0  # [evaluate]: draws per test source for mode_coverage_expected; 0 = not computed
     entries: dict[str, Entry] = field(default_factory=dict)
     device: str = ""  # `slcvae compare --device`: where the runs train (a machine's, not the spec's; "" = the config's)
+    split: str = "test"  # `slcvae compare --split`: score on the test file, or on the validation file to tune
+
+    def scored_file(self) -> Path:
+        """The corpus the runs are scored on: the test file, or the validation file with split = "valid"."""
+        return self.test if self.split == "test" else self.valid
 
     def seeds_of(self, entry: Entry) -> list[int]:
         """The seeds an entry runs: its own `seeds` (in the spec's order) or all of the spec's."""
@@ -274,8 +281,9 @@ def _score_job(job: tuple[Spec, str, int]) -> tuple[str, int, dict[str, Any]]:
     entry = spec.entries[name]
     gen = spec.generate_config(entry, seed)
     lm = (spec.run_dir(gen.lm, seed) if gen.lm in spec.entries else Path(gen.lm)) if gen.decode == "mmi" else None
-    metrics = score_run(spec.run_dir(entry.run, seed), spec.run_dir(name, seed), spec.test, gen, spec.checkpoint(entry),
-                        spec.test_sources, spec.iw_samples, lm, spec.coverage_draws, spec.device or "cpu")  # fmt: skip
+    metrics = score_run(spec.run_dir(entry.run, seed), spec.run_dir(name, seed), spec.scored_file(), gen,
+                        spec.checkpoint(entry), spec.test_sources, spec.iw_samples, lm, spec.coverage_draws,
+                        spec.device or "cpu", spec.split)  # fmt: skip
     return name, seed, metrics
 
 
@@ -309,12 +317,14 @@ def run(
     device: str | None = None,
     workers: int | None = None,
     out: Path | None = None,
+    split: str = "test",
 ) -> dict[str, Any]:
     """The whole sweep: train what is missing, score what is unscored, write results.json, report.md, plots.
 
     `only`, `seeds`: just these entries (and what they need) and seeds, see `select`. `device`, `workers`: this
     machine's, in place of the config's train.device and the spec's workers. `out`: another folder than the spec's,
-    so that parts of one spec run side by side (a folder takes one compare at a time)."""
+    so that parts of one spec run side by side (a folder takes one compare at a time). `split`: "test", or "valid"
+    to score on the spec's validation file (results.valid.json, report.valid.md) for choosing a setting."""
     from rich.console import Console
 
     from slcvae.training.distributed import resolve_device
@@ -325,9 +335,11 @@ def run(
         spec = load_spec(spec, {"out": str(out)} if out is not None else None)
     if workers is not None and workers < 1:
         raise InputError("--workers", None, f"must be >= 1, got {workers}")
+    if split not in ("test", "valid"):
+        raise InputError("--split", None, f"must be test or valid, got {split!r}")
     if device:
         resolve_device(device)  # an unknown name or a missing GPU fails now, not in every worker
-    spec = dataclasses.replace(spec, device=device or spec.device, workers=workers or spec.workers)
+    spec = dataclasses.replace(spec, device=device or spec.device, workers=workers or spec.workers, split=split)
     spec = select(spec, only, seeds) if only or seeds else spec
     with OutputLock.folder(spec.out), _stop_workers_on_sigterm():  # a second compare into the folder would race
         return _run(spec, Console(stderr=True), only or [])
@@ -388,9 +400,12 @@ def _run(spec: Spec, console, only: list[str]) -> dict[str, Any]:
         "wall_seconds_this_call": round(time.monotonic() - started, 1),
         "skipped_finished_runs": skipped,
         "only": only,  # non-empty: a part of the spec's entries (`slcvae compare --only`)
+        "split": spec.split,  # what the runs were scored on: test, or valid (choosing a setting)
         "python": sys.version.split()[0],
     }
-    write_text_atomic(spec.out / "results.json", json.dumps(payload, indent=2) + "\n")
-    write_report(spec, results, spec.out)
-    console.print(f"wrote {spec.out / 'results.json'}, {spec.out / 'report.md'} and plots ({skipped} finished runs skipped)")
+    suffix = "" if spec.split == "test" else f".{spec.split}"
+    write_text_atomic(spec.out / f"results{suffix}.json", json.dumps(payload, indent=2) + "\n")
+    write_report(spec, results, spec.out, spec.split)
+    console.print(f"wrote {spec.out / f'results{suffix}.json'}, {spec.out / f'report{suffix}.md'} and plots "
+                  f"({skipped} finished runs skipped)")  # fmt: skip
     return payload

@@ -126,8 +126,12 @@ def expected_coverage(model, tokenizer, cfg: Config, tests: list[Example], gen: 
 def score_run(
     train_dir: Path, out_dir: Path, test: Path, gen: GenerateConfig, checkpoint: str = "last",
     test_sources: int = 0, iw_samples: int = 0, lm_dir: Path | None = None, coverage_draws: int = 0, device: str = "cpu",
+    split: str = "test",
 ) -> dict[str, Any]:  # fmt: skip
     """Generate for the test sources with the model in `train_dir`, score, and cache the result in out_dir/eval.json.
+
+    `split` names what `test` is: "test" writes test.pred.jsonl and eval.json, another name (e.g. "valid", for
+    choosing a setting without looking at the test set) writes {split}.pred.jsonl and {split}.eval.json beside them.
 
     Metrics: evaluate_texts (BLEU, Distinct, modes where the corpus lists every valid target),
     latent health with `iw_samples` > 0, `mode_coverage_expected` with `coverage_draws` > 0 (`expected_coverage`),
@@ -139,7 +143,7 @@ def score_run(
            "test_sources": test_sources, "iw_samples": iw_samples}  # fmt: skip
     if coverage_draws:  # absent when off, so the caches of runs scored before it existed stay valid
         key["coverage_draws"] = coverage_draws
-    cache = out_dir / "eval.json"
+    cache = out_dir / ("eval.json" if split == "test" else f"{split}.eval.json")
     if cache.is_file():
         saved = json.loads(cache.read_text(encoding="utf-8"))
         if saved.get("key") == key:
@@ -150,7 +154,7 @@ def score_run(
     model, tokenizer, cfg = load_model_dir(train_dir, checkpoint)
     model.to(resolve_device(device))
     anti_lm = load_lm(lm_dir, tokenizer) if gen.decode == "mmi" else None
-    samples, _ = generate_file(model, tokenizer, cfg, tests, gen, out_dir / "test.pred.jsonl", anti_lm)
+    samples, _ = generate_file(model, tokenizer, cfg, tests, gen, out_dir / f"{split}.pred.jsonl", anti_lm)
     metrics: dict[str, Any] = evaluate_texts(samples, [ex.targets for ex in tests], modes=all(ex.complete for ex in tests))
     if coverage_draws and "mode_coverage" in metrics and gen.decode in ("greedy", "sample"):
         metrics["mode_coverage_expected"] = expected_coverage(model, tokenizer, cfg, tests, gen, coverage_draws, anti_lm)
