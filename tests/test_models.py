@@ -263,20 +263,32 @@ def test_kl_annealing_and_free_bits(tok):
     assert (losses["loss"] - losses["rec"]).item() == pytest.approx(400.0)
 
 
-def test_unpacked_fast_path_equals_packed_rnn():
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("lens", [[4, 4, 4], [4, 2, 4], [30, 1, 4, 3, 2, 7, 2, 3]])
+def test_padded_final_state_equals_packed_rnn(bidirectional, lens):
+    """The padded GRU (with a split into two length groups for the 8-row case) gives a packed GRU's top-layer
+    final states and the same gradients, to float rounding."""
     from torch.nn.utils.rnn import pack_padded_sequence
 
-    from slcvae.models.modules import final_state
+    from slcvae.models.modules import _best_cut, final_state
 
-    rnn = torch.nn.GRU(5, 7, batch_first=True, bidirectional=True)
-    x, lens = torch.randn(3, 4, 5), torch.full((3,), 4)
-    packed = rnn(pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False))[1]
-    assert torch.allclose(final_state(rnn, x, lens), packed, atol=1e-6)
-    # a shorter sequence must not read the padding: the packed path is taken
-    short = torch.tensor([4, 2, 4])
-    expected = rnn(pack_padded_sequence(x, short, batch_first=True, enforce_sorted=False))[1]
-    assert torch.allclose(final_state(rnn, x, short), expected, atol=1e-6)
-    assert not torch.allclose(final_state(rnn, x, short), packed, atol=1e-6)
+    torch.manual_seed(0)
+    rnn = torch.nn.GRU(5, 7, num_layers=2, batch_first=True, bidirectional=bidirectional)
+    lens = torch.tensor(lens)
+    x = torch.randn(len(lens), int(lens.max()), 5, requires_grad=True)
+    packed = rnn(pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False))[1][-(2 if bidirectional else 1) :]
+    ours = final_state(rnn, x, lens)
+    assert ours.shape == packed.shape == ((2 if bidirectional else 1), len(lens), 7)
+    assert torch.allclose(ours, packed, atol=1e-6)
+    weight = torch.randn_like(packed)
+    params = [x, *rnn.parameters()]
+    expected, got = (torch.autograd.grad((h * weight).sum(), params) for h in (packed, ours))
+    for a, b in zip(expected, got, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    # the padding is never read: a shorter length changes the states
+    if int(lens.min()) < int(lens.max()):
+        assert not torch.allclose(ours, final_state(rnn, x, lens.clamp(min=int(lens.max()))), atol=1e-4)
+    assert _best_cut(lens.sort().values) == (7 if len(lens) == 8 else 0)  # 8 rows: 7 x 7 + 1 x 30 padded cells, not 8 x 30
 
 
 def test_importance_weighted_bound(tok):

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
+from torch.nn.utils.rnn import pad_sequence
 
 from slcvae.config import ModelConfig
 from slcvae.data.batching import Batch
@@ -20,10 +20,55 @@ def uniform(lens: torch.Tensor, width: int) -> bool:
 
 
 def final_state(rnn: nn.GRU, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-    """Last real state of each sequence: x [n, len, in] -> [directions, n, hidden]."""
+    """The top layer's last real state of each sequence: x [n, len, in] (batch first) -> [directions, n, hidden].
+
+    Padded, not packed: a packed GRU slices its input per time step, and on CPU the backward of every slice fills
+    a zero tensor of the whole packed input, O(len^2) work that was 42% of an SLCVAE step at the paper's size
+    (bench/paper_speed.py --profile). Padded runs read the pads too, so a sequence's states stay exact only up
+    to its length: the forward direction is read there, and the reverse direction runs on each sequence reversed
+    within its length (pads last), layer by layer, with the GRU's own weights: the same math as packing.
+    """
     if uniform(lens, x.shape[1]):
-        return rnn(x)[1]
-    return rnn(pack_padded_sequence(x, lens.cpu(), batch_first=True, enforce_sorted=False))[1]
+        return rnn(x)[1][-(2 if rnn.bidirectional else 1) :]
+    order = torch.argsort(lens)
+    cut = _best_cut(lens[order])
+    if cut:  # two length groups, each padded to its own longest: a batch of turns mixes 1- and 40-token ones
+        low, high = order[:cut], order[cut:]
+        parts = [_padded_final_state(rnn, x[i, : int(lens[i].max())], lens[i]) for i in (low, high)]
+        return torch.cat(parts, 1)[:, torch.argsort(order)]
+    return _padded_final_state(rnn, x, lens)
+
+
+def _best_cut(sorted_lens: torch.Tensor) -> int:
+    """Where to split ascending lengths into two padded groups: the cut that pads least, or 0 when it saves < 1/4."""
+    n, longest = sorted_lens.shape[0], int(sorted_lens[-1])
+    if n < 2:
+        return 0
+    cut = torch.arange(1, n, device=sorted_lens.device)  # the first `cut` rows form the short group
+    cells = cut * sorted_lens[:-1] + (n - cut) * longest  # padded cells of both groups
+    return int(cells.argmin()) + 1 if int(cells.min()) <= 0.75 * n * longest else 0
+
+
+def _padded_final_state(rnn: nn.GRU, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    rows, last = torch.arange(x.shape[0], device=x.device), (lens - 1).to(x.device)
+    if not rnn.bidirectional:  # causal: the top layer's output at len - 1 is its state after the last real step
+        return rnn(x)[0][rows, last].unsqueeze(0)
+    t = torch.arange(x.shape[1], device=x.device)
+    flip = torch.where(t < last.unsqueeze(1) + 1, last.unsqueeze(1) - t, t)  # [n, len]: reverse each sequence in place
+    h0 = x.new_zeros(1, x.shape[0], rnn.hidden_size)
+    for layer in range(rnn.num_layers):
+        fwd = _gru_layer(rnn, x, h0, layer, "")
+        rev = _gru_layer(rnn, x.gather(1, flip.unsqueeze(2).expand_as(x)), h0, layer, "_reverse")
+        if layer + 1 < rnn.num_layers:  # the next layer reads both directions, position by position
+            x = F.dropout(torch.cat([fwd, rev.gather(1, flip.unsqueeze(2).expand_as(rev))], -1), rnn.dropout, rnn.training)
+    return torch.stack([fwd[rows, last], rev[rows, last]])  # rev at len - 1: after reading the sequence backwards
+
+
+def _gru_layer(rnn: nn.GRU, x: torch.Tensor, h0: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
+    """One layer and direction of `rnn` with its own weights: x [n, len, in] -> outputs [n, len, hidden]."""
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if rnn.bias else ("weight_ih", "weight_hh")
+    weights = [getattr(rnn, f"{name}_l{layer}{suffix}") for name in names]
+    return torch.gru(x, h0, weights, rnn.bias, 1, 0.0, rnn.training, False, True)[0]
 
 
 class UtteranceEncoder(nn.Module):
@@ -35,8 +80,8 @@ class UtteranceEncoder(nn.Module):
         self.rnn = nn.GRU(embed.embedding_dim, hidden, num_layers=layers, batch_first=True, bidirectional=True)
 
     def forward(self, ids: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-        h = final_state(self.rnn, self.embed(ids), lens)  # [2 * layers, n, hidden]: layer by layer, both directions
-        return torch.cat([h[-2], h[-1]], dim=-1)
+        h = final_state(self.rnn, self.embed(ids), lens)  # [2, n, hidden]: the top layer, both directions
+        return torch.cat([h[0], h[1]], dim=-1)
 
 
 class ContextEncoder(nn.Module):
@@ -147,11 +192,10 @@ class Decoder(nn.Module):
             drop[:, 0] = False
             inputs = inputs.masked_fill(drop & (inputs != 0), self.unk_id)
         x, lens, h0 = self.drop(self.embed(inputs)), target_lens - 1, self.init_state(cond)
-        if uniform(lens, x.shape[1]):  # every position is real: no packing, no gather
-            return self.drop(self.rnn(x, h0)[0].flatten(0, 1))
-        states, _ = self.rnn(pack_padded_sequence(x, lens.cpu(), batch_first=True, enforce_sorted=False), h0)
-        # packed data holds exactly the real positions; reorder to match target[:, 1:][mask]
-        return self.drop(_unpacked_real(states, lens))
+        states = self.rnn(x, h0)[0]  # padded, not packed (see final_state); causal, so real positions are exact
+        if uniform(lens, x.shape[1]):  # every position is real: no gather
+            return self.drop(states.flatten(0, 1))
+        return self.drop(states[_mask(lens, x.shape[1])])  # the order of target[:, 1:][mask]
 
     def nll(self, cond: torch.Tensor, target: torch.Tensor, target_lens: torch.Tensor, word_dropout: float = 0.0) -> torch.Tensor:
         states = self.hidden(cond, target, target_lens, word_dropout)
@@ -168,12 +212,6 @@ class Decoder(nn.Module):
 
 def _mask(lens: torch.Tensor, width: int) -> torch.Tensor:
     return torch.arange(width, device=lens.device).unsqueeze(0) < lens.unsqueeze(1)
-
-
-def _unpacked_real(states: torch.nn.utils.rnn.PackedSequence, lens: torch.Tensor) -> torch.Tensor:
-    """Real positions of a packed sequence in row-major (batch, time) order: [n_tokens, hidden]."""
-    padded, _ = torch.nn.utils.rnn.pad_packed_sequence(states, batch_first=True)
-    return padded[_mask(lens, padded.shape[1])]
 
 
 class BagOfWords(nn.Module):
