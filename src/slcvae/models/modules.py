@@ -23,7 +23,7 @@ def final_state(rnn: nn.GRU, x: torch.Tensor, lens: torch.Tensor) -> torch.Tenso
     """The top layer's last real state of each sequence: x [n, len, in] (batch first) -> [directions, n, hidden].
 
     Padded, not packed: a packed GRU slices its input per time step, and on CPU the backward of every slice fills
-    a zero tensor of the whole packed input, O(len^2) work that was 42% of an SLCVAE step at the paper's size
+    a zero tensor of the whole packed input, O(len^2) work that was 37% of an SLCVAE step's CPU time at the paper's size
     (bench/paper_speed.py --profile). Padded runs read the pads too, so a sequence's states stay exact only up
     to its length: the forward direction is read there, and the reverse direction runs on each sequence reversed
     within its length (pads last), layer by layer, with the GRU's own weights: the same math as packing.
