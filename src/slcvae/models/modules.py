@@ -54,13 +54,13 @@ def _padded_final_state(rnn: nn.GRU, x: torch.Tensor, lens: torch.Tensor) -> tor
     if not rnn.bidirectional:  # causal: the top layer's output at len - 1 is its state after the last real step
         return rnn(x)[0][rows, last].unsqueeze(0)
     t = torch.arange(x.shape[1], device=x.device)
-    flip = torch.where(t < last.unsqueeze(1) + 1, last.unsqueeze(1) - t, t)  # [n, len]: reverse each sequence in place
+    flip = torch.where(t <= last.unsqueeze(1), last.unsqueeze(1) - t, t).unsqueeze(2)  # [n, len, 1]: each sequence reversed
     h0 = x.new_zeros(1, x.shape[0], rnn.hidden_size)
     for layer in range(rnn.num_layers):
         fwd = _gru_layer(rnn, x, h0, layer, "")
-        rev = _gru_layer(rnn, x.gather(1, flip.unsqueeze(2).expand_as(x)), h0, layer, "_reverse")
+        rev = _gru_layer(rnn, x.gather(1, flip.expand_as(x)), h0, layer, "_reverse")
         if layer + 1 < rnn.num_layers:  # the next layer reads both directions, position by position
-            x = F.dropout(torch.cat([fwd, rev.gather(1, flip.unsqueeze(2).expand_as(rev))], -1), rnn.dropout, rnn.training)
+            x = F.dropout(torch.cat([fwd, rev.gather(1, flip.expand_as(rev))], -1), rnn.dropout, rnn.training)
     return torch.stack([fwd[rows, last], rev[rows, last]])  # rev at len - 1: after reading the sequence backwards
 
 
