@@ -9,22 +9,14 @@ output projection that every decoding step pays, for scale. Median milliseconds 
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
+from timing import median_time
 
 from slcvae.generation.decode import sample_tokens
 
 
 def ms(fn, repeats: int = 30) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    return 1000 * median_time(fn, repeats)
 
 
 def main() -> None:

@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_cvae import BaselineCVAE  # noqa: E402
+from timing import median_time  # noqa: E402
 
 from slcvae.config import build_config  # noqa: E402
 from slcvae.data.batching import Encoded, bucket_order, collate, encode  # noqa: E402
@@ -43,16 +42,6 @@ from slcvae.models import build_model  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DAILYDIALOG = ROOT.parent / "shared" / "data" / "dailydialog"
 VOCAB, BATCH, LENGTH = 10_000, 30, 40
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def gemm_gflops(repeats: int) -> float:

@@ -1,0 +1,64 @@
+"""Score one checkpoint of a run, finished or not, with the table's decoding: a probe at equal steps.
+
+    python bench/probe_checkpoint.py RUN_DIR CHECKPOINT.pt [--data data/dd-paper/valid.jsonl] [--threads 1]
+
+RUN_DIR holds the run's config.json and tokenizer (a `slcvae train --out` folder, finished or still training);
+CHECKPOINT.pt is any checkpoint it wrote (best.pt, last.pt, or a copy of last.pt taken at a given step). The
+model decodes 10 replies per source, greedy with z from the prior (configs/compare/paper-dailydialog.toml's
+[generate]), and prints one JSON line: the step and the validation losses saved in the checkpoint, and the
+scores of evaluate_texts on --data (the validation file by default: settings are chosen there, never on test).
+Used to compare two model sizes at the same number of steps before either has converged
+(docs/results/paper-dailydialog/x4-probe/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+
+from slcvae.config import Config
+from slcvae.data.corpus import read_corpus
+from slcvae.data.tokenizer import TextTokenizer
+from slcvae.evaluation import evaluate_texts
+from slcvae.generation import GenerateConfig
+from slcvae.models import build_model
+from slcvae.pipeline.run import generate_file
+from slcvae.training.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = ("paper_bleu_precision", "paper_bleu_recall", "distinct_1", "distinct_2", "intra_distinct_2",
+        "unique_per_source", "avg_length")  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("--data", type=Path, default=ROOT / "data" / "dd-paper" / "valid.jsonl")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = Config.load(args.run / "config.json")
+    tok = TextTokenizer.load(args.run)
+    ckpt = load_checkpoint(args.checkpoint)
+    model = build_model(cfg, tok.vocab_size, tok.unk_id)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    examples = read_corpus(args.data)
+    gen = GenerateConfig(num_samples=10, decode="greedy", latent="prior")
+    with tempfile.TemporaryDirectory() as tmp:
+        samples, _ = generate_file(model, tok, cfg, examples, gen, Path(tmp) / "pred.jsonl")
+    scores = evaluate_texts(samples, [ex.targets for ex in examples])
+    valid = ckpt.get("metrics") or {}
+    out = {"run": str(args.run), "checkpoint": args.checkpoint.name, "step": ckpt["state"]["step"],
+           "valid_elbo": valid.get("elbo"), "valid_kl": valid.get("kl"), "valid_active_units": valid.get("active_units"),
+           "sources": len(examples), **{k: round(float(scores[k]), 4) for k in KEYS}}  # fmt: skip
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
