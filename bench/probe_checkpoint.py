@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import torch
@@ -24,9 +23,8 @@ from slcvae.config import Config
 from slcvae.data.corpus import read_corpus
 from slcvae.data.tokenizer import TextTokenizer
 from slcvae.evaluation import evaluate_texts
-from slcvae.generation import GenerateConfig
+from slcvae.generation import GenerateConfig, generate
 from slcvae.models import build_model
-from slcvae.pipeline.run import generate_file
 from slcvae.training.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,8 +48,7 @@ def main() -> None:
     model.eval()
     examples = read_corpus(args.data)
     gen = GenerateConfig(num_samples=10, decode="greedy", latent="prior")
-    with tempfile.TemporaryDirectory() as tmp:
-        samples, _ = generate_file(model, tok, cfg, examples, gen, Path(tmp) / "pred.jsonl")
+    samples = generate(model, tok, examples, cfg.data, gen)  # what `slcvae compare` scores: one chunk, gen.seed
     scores = evaluate_texts(samples, [ex.targets for ex in examples])
     valid = ckpt.get("metrics") or {}
     out = {"run": str(args.run), "checkpoint": args.checkpoint.name, "step": ckpt["state"]["step"],
