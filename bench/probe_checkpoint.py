@@ -19,13 +19,10 @@ from pathlib import Path
 
 import torch
 
-from slcvae.config import Config
 from slcvae.data.corpus import read_corpus
-from slcvae.data.tokenizer import TextTokenizer
 from slcvae.evaluation import evaluate_texts
 from slcvae.generation import GenerateConfig, generate
-from slcvae.models import build_model
-from slcvae.training.checkpoint import load_checkpoint
+from slcvae.training.trainer import load_run_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("paper_bleu_precision", "paper_bleu_recall", "distinct_1", "distinct_2", "intra_distinct_2",
@@ -40,12 +37,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = Config.load(args.run / "config.json")
-    tok = TextTokenizer.load(args.run)
-    ckpt = load_checkpoint(args.checkpoint)
-    model = build_model(cfg, tok.vocab_size, tok.unk_id)
-    model.load_state_dict(ckpt["model"])
-    model.eval()
+    model, tok, cfg, ckpt = load_run_checkpoint(args.run, args.checkpoint)
     examples = read_corpus(args.data)
     gen = GenerateConfig(num_samples=10, decode="greedy", latent="prior")
     samples = generate(model, tok, examples, cfg.data, gen)  # what `slcvae compare` scores: one chunk, gen.seed

@@ -104,3 +104,20 @@ def test_paper_table_ledger_adds_sessions_runs_into_one_row(tmp_path):
     paper_table.record(paper_table.entries([faster]), ledger)
     with pytest.raises(SystemExit, match="different configs"):  # one row, one setting
         paper_table.build(paper_table.read_ledger(ledger))
+
+
+_spec_cu = importlib.util.spec_from_file_location("context_use", Path(__file__).parents[1] / "bench" / "context_use.py")
+context_use = importlib.util.module_from_spec(_spec_cu)
+_spec_cu.loader.exec_module(context_use)
+
+
+@pytest.mark.parametrize("n", [2, 3, 10])
+def test_context_use_gives_every_reply_another_examples_context(n):
+    from slcvae.data.batching import Encoded
+
+    data = Encoded(turns=[[[i, i]] for i in range(n)], targets=[[100 + i] for i in range(n)], truncated=1)
+    other = context_use.shuffled(data)
+    assert other.targets == data.targets and other.truncated == 1
+    owners = [turns[0][0] for turns in other.turns]
+    assert sorted(owners) == list(range(n))  # each context used once
+    assert all(owner != i for i, owner in enumerate(owners))  # and never with its own reply

@@ -105,6 +105,28 @@ def test_two_layer_grus_train_and_decode(tok, name):
     assert logits.shape == (15, tok.vocab_size) and h2.shape == h.shape
 
 
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_context_norm_keeps_the_shared_part_of_the_gradient_from_the_encoder(tok, norm):
+    """A loss asking every source for the same context vector (what a decoder that has not learned to read x
+    asks for) trains the encoder without the norm and leaves it untouched with it; a loss that tells sources
+    apart reaches it either way. In evaluation the norm is a fixed affine map (running statistics)."""
+    torch.manual_seed(0)
+    enc = make("seq2seq", tok, f"model.context_norm={norm}").encoder.train()
+    b = batch(tok)
+    shared = torch.randn(12)
+    (enc.source(b) @ shared).sum().backward()
+    g = torch.cat([p.grad.flatten() for p in enc.utterance.parameters()])
+    assert (g.abs().max() < 1e-6) == (norm == "batch")
+    enc.zero_grad()
+    (enc.source(b)[0] @ shared).backward()  # the first source alone: its difference from the others
+    assert torch.cat([p.grad.flatten() for p in enc.utterance.parameters()]).abs().max() > 1e-4
+    enc.eval()
+    one = collate(Encoded(turns=[[[5]]], targets=[[10, 11]]), range(1), tok)
+    assert torch.allclose(enc.source(one), enc.source(b)[2:3], atol=1e-6)  # per source, whatever the batch
+    enc.train()
+    assert enc.source(one).shape == (1, 12)  # a one-source training batch does not raise
+
+
 def grads(module):
     return {n: p.grad for n, p in module.named_parameters()}
 

@@ -40,6 +40,9 @@ class ModelConfig:
     mlp: int = 400  # hidden size of the prior / recognition / labeling MLPs
     layers: int = 1  # GRU layers of the encoders and the decoder (the SLCVAE paper uses 2 at size 32); 1 is cheaper on CPU
     dropout: float = 0.0  # dropout on embeddings and decoder outputs; off so runs stay cheap and exact
+    context_norm: str = "none"  # none | batch: batch-normalize the context vector, so the part of the decoder's gradient
+    # shared by every source (its wish for one generic first state) does not reach the encoder, which otherwise
+    # saturates onto one constant vector and the model ignores x (docs/design.md, finding 12). none: every committed run
 
 
 @dataclass
@@ -157,6 +160,7 @@ CHOICES = {
     ("data", "tokenizer"): ("auto", "word", "char", "jieba"),
     ("cvae", "kl_anneal"): ("none", "linear", "cyclical"),
     ("slcvae", "distance"): ("nll", "mean_sq", "sample_sq"),
+    ("model", "context_norm"): ("none", "batch"),
     ("slcvae", "labeler_encoder"): ("own", "shared"),
     ("slcvae", "label_base"): ("none", "posterior"),
     ("slcvae", "start"): ("auto", "steps"),

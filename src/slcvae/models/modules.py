@@ -96,8 +96,21 @@ class ContextEncoder(nn.Module):
         return final_state(self.rnn, per_source, n_turns)[-1]  # the top layer
 
 
+class ContextNorm(nn.BatchNorm1d):
+    """Batch norm of the context vectors, [batch, context] -> [batch, context].
+
+    A batch of one source (the last of an epoch can be) has no spread to normalize by, so it is normalized with
+    the running statistics, as in evaluation, instead of raising as BatchNorm1d does.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
 class Encoder(nn.Module):
-    """Hierarchical encoder: embeddings -> utterance GRU -> context GRU.
+    """Hierarchical encoder: embeddings -> utterance GRU -> context GRU (-> batch norm, `context_norm`).
 
     `source(batch)` -> [batch, context]; `target(batch)` -> [batch, 2 * utterance], the target
     read by the same utterance GRU (as in Zhao et al. 2017's recognition network).
@@ -108,9 +121,12 @@ class Encoder(nn.Module):
         self.embed = nn.Embedding(vocab, cfg.embedding, padding_idx=0)
         self.utterance = UtteranceEncoder(self.embed, cfg.utterance, cfg.layers)
         self.context = ContextEncoder(cfg.utterance, cfg.context, cfg.layers)
+        # Batch norm's backward removes the gradient's mean over the batch: the encoder learns only what tells
+        # contexts apart, and the generic part of the decoder's first state is left to the layers after it.
+        self.norm = ContextNorm(cfg.context) if cfg.context_norm == "batch" else nn.Identity()
 
     def source(self, batch: Batch) -> torch.Tensor:
-        return self.context(self.utterance(batch.turns, batch.turn_lens), batch.n_turns)
+        return self.norm(self.context(self.utterance(batch.turns, batch.turn_lens), batch.n_turns))
 
     def target(self, batch: Batch) -> torch.Tensor:
         # drop <bos>: the encoder reads the words and <eos>

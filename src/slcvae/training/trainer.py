@@ -392,8 +392,16 @@ def load_model_dir(model_dir: Path, checkpoint: str = "best") -> tuple[Seq2Seq, 
         path = model_dir / "last.pt"
     if not path.is_file():
         raise InputError(path, 1, "no such checkpoint (is this a folder written by `slcvae train`?)")
-    cfg = Config.load(model_dir / "config.json")
-    tokenizer = TextTokenizer.load(model_dir)
+    model, tokenizer, cfg, _ = load_run_checkpoint(model_dir, path)
+    return model, tokenizer, cfg
+
+
+def load_run_checkpoint(model_dir: Path, path: Path) -> tuple[Seq2Seq, TextTokenizer, Config, dict]:
+    """The model of a `slcvae train --out` folder (its config and tokenizer) with the weights of any checkpoint file
+    it wrote, even a copy taken mid-run, in eval mode; also the checkpoint itself (its step and validation metrics)."""
+    cfg = Config.load(Path(model_dir) / "config.json")
+    tokenizer = TextTokenizer.load(Path(model_dir))
+    ckpt = load_checkpoint(Path(path))
     model = build_model(cfg, tokenizer.vocab_size, tokenizer.unk_id)
-    model.load_state_dict(load_checkpoint(path)["model"])
-    return model.eval(), tokenizer, cfg
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), tokenizer, cfg, ckpt
