@@ -42,7 +42,8 @@ class ModelConfig:
     dropout: float = 0.0  # dropout on embeddings and decoder outputs; off so runs stay cheap and exact
     context_norm: str = "none"  # none | batch: batch-normalize the context vector, so the part of the decoder's gradient
     # shared by every source (its wish for one generic first state) does not reach the encoder, which otherwise
-    # saturates onto one constant vector and the model ignores x (docs/design.md, finding 12). none: every committed run
+    # saturates onto one constant vector and the model ignores x (docs/design.md, finding 12). Default none: every
+    # committed run was trained without it
 
 
 @dataclass
@@ -158,9 +159,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 CHOICES = {
     ("data", "tokenizer"): ("auto", "word", "char", "jieba"),
+    ("model", "context_norm"): ("none", "batch"),
     ("cvae", "kl_anneal"): ("none", "linear", "cyclical"),
     ("slcvae", "distance"): ("nll", "mean_sq", "sample_sq"),
-    ("model", "context_norm"): ("none", "batch"),
     ("slcvae", "labeler_encoder"): ("own", "shared"),
     ("slcvae", "label_base"): ("none", "posterior"),
     ("slcvae", "start"): ("auto", "steps"),
