@@ -25,6 +25,7 @@ import torch
 from slcvae.data.corpus import read_corpus
 from slcvae.evaluation import evaluate_texts
 from slcvae.generation import GenerateConfig, generate
+from slcvae.generation.decode import LATENTS
 from slcvae.training.trainer import load_run_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ def main() -> None:
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("--data", type=Path, default=ROOT / "data" / "dd-paper" / "valid.jsonl")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--latent", choices=("prior", "posterior"), default="prior", help="where z comes from (prior: the table's)")
+    ap.add_argument("--latent", choices=LATENTS, default="prior", help="where z comes from (prior: the table's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model, tok, cfg, ckpt = load_run_checkpoint(args.run, args.checkpoint)
