@@ -25,7 +25,8 @@ import torch
 
 from slcvae.data.batching import Encoded, encode
 from slcvae.data.corpus import read_corpus
-from slcvae.training.trainer import load_run_checkpoint, validate
+from slcvae.evaluation.validation import validate
+from slcvae.loading import load_run_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 

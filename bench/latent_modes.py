@@ -36,9 +36,9 @@ from slcvae.data.corpus import Example, read_corpus
 from slcvae.evaluation.metrics import mode_coverage_at, mode_key
 from slcvae.generation import processors
 from slcvae.generation.decode import sample_loop
+from slcvae.loading import load_model_dir
 from slcvae.models.modules import gaussian_nll
 from slcvae.pipeline.compare import load_spec
-from slcvae.training.trainer import load_model_dir
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -56,14 +56,15 @@ def source_stats(model, tokenizer, data_cfg, example, draws: int, n_samples: int
     k = len(example.targets)
     rows = [Example(example.source, [t]) for t in example.targets]
     batch = collate(encode(rows, tokenizer, data_cfg), range(k), tokenizer)
-    ctx = model.encoder.source(batch)  # [k, context], the same row k times
+    ctx, memory = model.encoder.read(batch)  # [k, context], the same row k times (memory: with attention)
     mu_p, logvar_p = model.prior(ctx[:1])  # [1, latent]
     mu_q, logvar_q = model.posterior(torch.cat([ctx, model.encoder.target(batch)], -1))  # [k, latent]
     z = mu_p + torch.randn(draws, mu_p.shape[1]) * (0.5 * logvar_p).exp()  # [draws, latent] ~ p(z|x)
     # log q_j(z) for every draw and target: [draws, k]
     log_q = -torch.stack([gaussian_nll(z, mu_q[j : j + 1], logvar_q[j : j + 1]) for j in range(k)], 1)
     nearest = log_q.argmax(1)
-    h = model.decoder.init_state(torch.cat([ctx[:1].expand(draws, -1), z], -1))
+    first = memory.index(torch.zeros(draws, dtype=torch.long)) if memory is not None else None
+    h = model.decoder.init_state(torch.cat([ctx[:1].expand(draws, -1), z], -1), first)
     procs = processors.build(suppress=[tokenizer.unk_id], eos_id=tokenizer.eos_id, sampling=False)
     ids = sample_loop(model.step, h, tokenizer.bos_id, tokenizer.eos_id, data_cfg.max_target_len + 1, True, procs)
     keys = [mode_key(t) for t in example.targets]

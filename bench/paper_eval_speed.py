@@ -24,8 +24,9 @@ from timing import median_time
 import slcvae
 from slcvae.data.batching import encode
 from slcvae.data.corpus import read_pairs
+from slcvae.evaluation.validation import validate
 from slcvae.generation import GenerateConfig, generate
-from slcvae.training.trainer import load_model_dir, validate
+from slcvae.loading import load_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,7 +26,7 @@ from slcvae.data.corpus import read_corpus
 from slcvae.evaluation import evaluate_texts
 from slcvae.generation import GenerateConfig, generate
 from slcvae.generation.decode import LATENTS
-from slcvae.training.trainer import load_run_checkpoint
+from slcvae.loading import load_run_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("paper_bleu_precision", "paper_bleu_recall", "distinct_1", "distinct_2", "intra_distinct_2",

@@ -59,6 +59,10 @@ def test_save_pretrained_round_trip_without_pickles(run_dir, tmp_path, monkeypat
     ]
     meta = json.loads((saved / "slcvae.json").read_text())
     assert (meta["format"], meta["format_version"], meta["model_name"]) == ("slcvae-pretrained", 1, "slcvae")
+    from slcvae.io import UMASK
+
+    # every file as `open` would leave it (0666 less the umask; 0644 under the usual 022), not mkstemp's private 0600
+    assert {p.stat().st_mode & 0o777 for p in saved.iterdir()} == {0o666 & ~UMASK}
 
     def no_unpickling(*args, **kwargs):
         raise AssertionError("loading a saved model folder must not call torch.load")

@@ -202,6 +202,8 @@ def test_every_command_help_shows_an_example():
     for command in ("synth", "prepare", "train", "generate", "evaluate", "demo", "bench"):
         r = invoke(command, "--help")
         assert r.exit_code == 0 and "Example: slcvae " + command in " ".join(r.output.split())
+    # square brackets print as written (rich markup would eat "[data]")
+    assert "[data] [model] [cvae] [slcvae] [train]" in " ".join(invoke("train", "--help").output.split())
 
 
 def test_real_process_prints_no_traceback(tmp_path):
@@ -307,3 +309,13 @@ def test_debug_shows_the_exception_instead_of_one_line(tmp_path):
     assert plain.exit_code == 2 and "x.tsv:1: no such file" in plain.stderr
     debug = invoke("--debug", *args)
     assert type(debug.exception).__name__ == "InputError" and "x.tsv:1: no such file" in str(debug.exception)
+
+
+def test_inference_and_scoring_import_nothing_from_training():
+    """The generator, generation, serving and evaluation load models through slcvae.loading, not the training code."""
+    code = (
+        "import sys, slcvae.generator, slcvae.generation, slcvae.serving.app, slcvae.evaluation, slcvae.evaluation.validation; "
+        "print(sorted(m for m in sys.modules if m.startswith('slcvae.training')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

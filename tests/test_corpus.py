@@ -94,3 +94,18 @@ def test_a_line_over_the_limit_is_named_without_reading_it_whole(tmp_path, monke
     path.write_text("short source\tshort target\n" + "x" * 1000 + "\ty\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"c\.tsv:2: line longer than 64 bytes"):
         read_corpus(path)
+
+
+def test_a_tsv_header_row_is_skipped_not_trained_on(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_text("Source\tTarget\nhi\thello\nhi\they\n", encoding="utf-8")
+    assert [(ex.source, ex.targets, ex.line) for ex in read_corpus(path)] == [(("hi",), ["hello", "hey"], 2)]
+    assert [ex.targets for ex in read_pairs(path)] == [["hello"], ["hey"]]
+    inputs = tmp_path / "in.tsv"  # generate's input: sources alone, with their header
+    inputs.write_text("source\nhow are you ?\n", encoding="utf-8")
+    assert [ex.source for ex in read_corpus(inputs, require_target=False)] == [("how are you ?",)]
+    path.write_text("source\ttarget\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"train.tsv:1: only a header row"):
+        read_corpus(path)
+    path.write_text("hi\thello\nsource\ttarget\n", encoding="utf-8")  # only a first line is a header
+    assert [ex.source for ex in read_corpus(path)] == [("hi",), ("source",)]

@@ -7,24 +7,25 @@ import torch
 
 from slcvae.generation.decode import AntiLM, beam_search, mmi_rerank, sample_loop, sample_tokens
 from slcvae.generation.processors import MinNewTokens, NoRepeatNGram, RepetitionPenalty, SuppressTokens, Temperature, TopK, TopP
+from slcvae.models.state import State
 
 EOS = 3
 # vocabulary: 0 pad, 1 unk, 2 bos, 3 eos, 4 a, 5 b; every step: eos 0.5, a 0.3, b 0.2
 PROBS = torch.tensor([0.0, 0.0, 0.0, 0.5, 0.3, 0.2])
 
 
-def fixed_step(tokens: torch.Tensor, h: torch.Tensor):
+def fixed_step(tokens: torch.Tensor, h: State):
     return PROBS.log().expand(tokens.shape[0], -1).clone(), h
 
 
 def test_greedy_stops_when_every_row_ended():
-    out = sample_loop(fixed_step, torch.zeros(1, 4, 2), bos=2, eos=EOS, max_len=10, greedy=True)
+    out = sample_loop(fixed_step, State(torch.zeros(1, 4, 2)), bos=2, eos=EOS, max_len=10, greedy=True)
     assert out.tolist() == [[EOS]] * 4
 
 
 def test_sampling_matches_the_distribution():
     torch.manual_seed(0)
-    out = sample_loop(fixed_step, torch.zeros(1, 40_000, 2), bos=2, eos=EOS, max_len=1, greedy=False)
+    out = sample_loop(fixed_step, State(torch.zeros(1, 40_000, 2)), bos=2, eos=EOS, max_len=1, greedy=False)
     freq = torch.bincount(out[:, 0], minlength=6).float() / out.shape[0]
     assert torch.allclose(freq, PROBS, atol=0.01)
     # masked tokens (-inf, e.g. by top-k) are never drawn, even with a uniform draw of exactly 0
@@ -37,7 +38,7 @@ def test_sampling_matches_the_distribution():
 
 
 def test_beam_search_n_best_by_length_normalized_score():
-    out, logprob, lengths = beam_search(fixed_step, torch.zeros(1, 1, 2), bos=2, eos=EOS, max_len=5, width=3, n_best=3)
+    out, logprob, lengths = beam_search(fixed_step, State(torch.zeros(1, 1, 2)), bos=2, eos=EOS, max_len=5, width=3, n_best=3)
     assert torch.allclose(logprob, torch.tensor([[math.log(0.5), math.log(0.3 * 0.5), math.log(0.2 * 0.5)]]))
     assert lengths.tolist() == [[1, 2, 2]]
     # hypotheses: "<eos>" log .5 / 1 = -0.69; "a <eos>" (log .3 + log .5) / 2 = -0.95; "b <eos>" -1.15
@@ -81,21 +82,21 @@ def test_finished_rows_leave_the_batch_without_changing_outputs():
     """Row i says `a` i times then <eos>; the step function sees only the rows still decoding."""
     seen = []
 
-    def countdown(tokens, h):
-        seen.append(h.shape[1])
+    def countdown(tokens, state):
+        seen.append(state.rows)
         logits = torch.full((tokens.shape[0], 6), -10.0)
         logits[:, 4] = 0.0
-        logits[h[0, :, 0] <= 0, EOS] = 10.0
-        return logits, h - 1
+        logits[state.h[0, :, 0] <= 0, EOS] = 10.0
+        return logits, State(state.h - 1)
 
-    h = torch.arange(4.0).view(1, 4, 1)
+    h = State(torch.arange(4.0).view(1, 4, 1))
     out = sample_loop(countdown, h, bos=2, eos=EOS, max_len=10, greedy=True)
     assert out.tolist() == [[3, 0, 0, 0], [4, 3, 0, 0], [4, 4, 3, 0], [4, 4, 4, 3]]
     assert seen == [4, 3, 2, 1]
 
 
 def test_diverse_beam_search_returns_distinct_beams():
-    h = torch.zeros(1, 1, 2)
+    h = State(torch.zeros(1, 1, 2))
     # three groups of width 1 without a penalty: three copies of the greedy output
     same = beam_search(fixed_step, h, bos=2, eos=EOS, max_len=5, width=3, n_best=3, groups=3, diversity=0.0)[0]
     assert [row[row != 0].tolist() for row in same[0]] == [[EOS]] * 3
@@ -110,7 +111,7 @@ def test_diverse_beam_search_returns_distinct_beams():
 
 
 def test_mmi_rerank_penalizes_what_the_language_model_finds_likely():
-    ids, logprob, lengths = beam_search(fixed_step, torch.zeros(1, 1, 2), bos=2, eos=EOS, max_len=5, width=3, n_best=3)
+    ids, logprob, lengths = beam_search(fixed_step, State(torch.zeros(1, 1, 2)), bos=2, eos=EOS, max_len=5, width=3, n_best=3)
     seen = {}
 
     class GenericLM:  # p_LM("<eos>") = 1: the generic reply; every other prefix e^-5
@@ -132,14 +133,14 @@ def test_anti_lm_steers_the_beam_to_other_replies():
 
     class GenericLM:  # p_LM(<eos> first) ~ 1: the generic reply
         def start_state(self, n):
-            return torch.zeros(1, n, 1)
+            return State(torch.zeros(1, n, 1))
 
         def step(self, tokens, h):
             logits = torch.full((tokens.shape[0], 6), -5.0)
             logits[:, EOS] = 0.0
             return logits, h
 
-    h = torch.zeros(1, 1, 2)
+    h = State(torch.zeros(1, 1, 2))
     plain = beam_search(fixed_step, h, bos=2, eos=EOS, max_len=5, width=2, n_best=2)[0]
     assert [row[row != 0].tolist() for row in plain[0]] == [[EOS], [4, EOS]]
     anti = AntiLM(GenericLM(), bos=2, weight=1.0, gamma=1)
@@ -175,7 +176,7 @@ def test_seq2seq_noise_perturbs_each_sample_of_the_context():
     h = seq2seq.init_state(batch, 3, noise=0.5)
     torch.manual_seed(1)
     expected = seq2seq.decoder.init_state(seq2seq.encoder.source(batch).repeat_interleave(3, 0) + 0.5 * torch.randn(3, 12))
-    assert torch.allclose(h, expected, atol=1e-6)
+    assert torch.allclose(h.h, expected.h, atol=1e-6)
     cvae = build_model(build_config("cvae", sets=sets), tok.vocab_size, tok.unk_id)
     with pytest.raises(InputError, match="--noise"):
         generate(cvae, tok, examples, cfg, GenerateConfig(noise=0.5))

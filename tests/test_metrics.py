@@ -165,3 +165,14 @@ def test_coverage_at_k_exact_and_equal_to_the_mean_over_every_k_subset():
     assert mode_coverage_at(samples, refs, 6) == pytest.approx(mode_precision_coverage(samples, refs)[1])  # k = N
     with pytest.raises(ValueError, match="k = 7"):
         mode_coverage_at(samples, refs, 7)
+
+
+def test_generic_share_counts_the_ten_most_frequent_outputs_over_all_sources():
+    from slcvae.evaluation.metrics import generic_share
+
+    # 12 distinct outputs, "ok ." 5 times (case and spacing fold to one output): the top 10 hold 5 + 9 of 16 samples
+    samples = [["OK.", "ok .", "ok ."], ["ok .", "Ok ."], [f"reply {i}" for i in range(11)]]
+    assert generic_share(samples) == pytest.approx(14 / 16)
+    assert generic_share(samples, top=1) == pytest.approx(5 / 16)
+    assert generic_share([["a"], ["a"]]) == 1.0
+    assert evaluate_texts([["a b", "a b"], ["c d", "e f"]], [["a b"], ["c d"]])["generic_share"] == 1.0

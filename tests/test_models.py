@@ -58,7 +58,7 @@ def test_decoder_nll_skips_padding_but_equals_padded_loss(tok, make_batch):
     ctx = model.encoder.source(b)
     ours = model.decoder.nll(ctx, b.target, b.target_lens)
     # reference: full padded logits, loss masked afterwards
-    states, _ = model.decoder.rnn(model.decoder.embed(b.target[:, :-1]), model.decoder.init_state(ctx))
+    states, _ = model.decoder.rnn(model.decoder.embed(b.target[:, :-1]), model.decoder.init_state(ctx).h)
     full = F.cross_entropy(model.decoder.out(states).transpose(1, 2), b.target[:, 1:], reduction="none")
     mask = torch.arange(b.target.shape[1] - 1) < (b.target_lens - 1).unsqueeze(1)
     assert torch.allclose(ours, (full * mask).sum(1), atol=1e-5)
@@ -84,9 +84,9 @@ def test_every_model_trains_one_step_and_decodes(tok, name):
         assert losses["loss"].ndim == 0 and torch.isfinite(losses["loss"])
         losses["loss"].backward()
     h = model.init_state(b, 5)
-    assert h.shape == (1, 3 * 5, 10)
+    assert h.h.shape == (1, 3 * 5, 10)
     logits, h2 = model.step(torch.full((15,), tok.bos_id), h)
-    assert logits.shape == (15, tok.vocab_size) and h2.shape == h.shape
+    assert logits.shape == (15, tok.vocab_size) and h2.h.shape == h.h.shape
 
 
 @pytest.mark.parametrize("name", ["seq2seq", "cvae", "slcvae"])
@@ -100,9 +100,9 @@ def test_two_layer_grus_train_and_decode(tok, name):
         losses["loss"].backward()
     assert all(p.grad is not None for p in model.decoder.rnn.parameters())
     h = model.init_state(b, 5)
-    assert h.shape == (2, 3 * 5, 10)
+    assert h.h.shape == (2, 3 * 5, 10)
     logits, h2 = model.step(torch.full((15,), tok.bos_id), h)
-    assert logits.shape == (15, tok.vocab_size) and h2.shape == h.shape
+    assert logits.shape == (15, tok.vocab_size) and h2.h.shape == h.h.shape
 
 
 @pytest.mark.parametrize("norm", ["none", "batch"])

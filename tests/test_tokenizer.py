@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from slcvae.config import DataConfig
 from slcvae.data.batching import bucket_order, collate, encode
 from slcvae.data.corpus import Example
@@ -42,3 +44,23 @@ def test_truncation_is_counted_and_buckets_are_deterministic():
     assert sorted(np.concatenate(a).tolist()) == list(range(100))
     # sorted pools: a batch spans ~25 lengths on average, where random batches of 8 from 100 span ~78
     assert np.mean([int(x.max() - x.min()) for x in a]) < 40
+
+
+def test_bpe_mode_is_cased_has_no_unk_and_decodes_to_plain_text(tmp_path):
+    from slcvae.evaluation.metrics import corpus_sacrebleu
+
+    texts = ["We've got two tickets for the show tonight.", "Colour: Blue, size M.", "the show is at 8 pm"] * 20
+    tok = TextTokenizer.train(texts, mode="bpe", lowercase=False, max_vocab=300)
+    assert tok.mode == "bpe" and tok.vocab_size <= 304
+    for text in ["We've got two tickets for the show tonight.", "Colour: Teal (12 oz), café ☕"]:  # unseen words, bytes
+        ids = tok.encode([text])[0]
+        assert tok.unk_id not in ids
+        assert tok.decode([tok.bos_id, *ids, tok.eos_id, 7]) == text  # exactly as written, up to <eos>
+    # the same word is one id at the start of a text and inside it (what a copy mechanism points at)
+    assert tok.encode(["show"])[0] == tok.encode(["the show"])[0][-len(tok.encode(["show"])[0]) :]
+    tok.save(tmp_path)
+    again = TextTokenizer.load(tmp_path)
+    assert again.mode == "bpe" and again.decode(again.encode(["Colour: Teal"])[0]) == "Colour: Teal"
+    # plain text reaches sacreBLEU: an exact match scores 100 whatever its punctuation
+    out = tok.decode(tok.encode(["We've got two tickets for the show tonight."])[0])
+    assert corpus_sacrebleu([out], [["We've got two tickets for the show tonight."]]) == pytest.approx(100.0)

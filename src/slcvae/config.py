@@ -21,7 +21,8 @@ MODELS = ("seq2seq", "cvae", "cvae-anneal", "cvae-freebits", "cvae-wdrop", "cvae
 
 @dataclass
 class DataConfig:
-    tokenizer: str = "auto"  # word | char | jieba | auto: char when most letters are CJK (Chinese has no spaces)
+    tokenizer: str = "auto"  # word | char | jieba | bpe (byte-level subwords, no <unk>, plain-text outputs) | auto: char
+    # when most letters are CJK (Chinese has no spaces), else word
     lowercase: bool = True  # evaluation compares lowercase tokens, so modelling case only costs vocabulary
     max_vocab: int = 10000  # the reference size for DailyDialog; rarer words become <unk>
     min_freq: int = 1  # keep every word the cap allows; raise it for noisy corpora
@@ -44,6 +45,10 @@ class ModelConfig:
     # shared by every source (its wish for one generic first state) does not reach the encoder, which otherwise
     # saturates onto one constant vector and the model ignores x (docs/design.md, finding 12). Default none: every
     # committed run was trained without it
+    attention: bool = False  # the decoder reads [context; z] at every step and attends over the source's tokens
+    # (models/attention.py) instead of seeing the source only in its first state, which decoders learn to ignore.
+    # Off by default so a saved run without the field loads as it was trained
+    copy: bool = False  # with attention: a pointer-generator gate may copy source tokens (names, colours) into the output
 
 
 @dataclass
@@ -158,7 +163,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 CHOICES = {
-    ("data", "tokenizer"): ("auto", "word", "char", "jieba"),
+    ("data", "tokenizer"): ("auto", "word", "char", "jieba", "bpe"),
     ("model", "context_norm"): ("none", "batch"),
     ("cvae", "kl_anneal"): ("none", "linear", "cyclical"),
     ("slcvae", "distance"): ("nll", "mean_sq", "sample_sq"),
@@ -291,6 +296,9 @@ def build_config(model_name: str, config_file: Path | None = None, sets: list[st
     for item in sets:
         section, key, value = parse_set(item)
         apply_overrides(config, {section: {key: value}}, f"--set {item}")
+    if config.model.copy and not config.model.attention:
+        origin = next((f"--set {item}" for item in sets if "model.copy" in item), config_file or f"preset {model_name}")
+        raise InputError(origin, None, "model.copy = true needs model.attention = true (the copy gate mixes in the attention)")
     sl = config.slcvae
     if sl.label_floor > 0 and not (sl.label_span or sl.label_decay_steps):  # a floor of no decay would change nothing
         origin = next((f"--set {item}" for item in sets if "label_floor" in item), config_file)

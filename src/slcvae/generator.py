@@ -12,14 +12,11 @@ unpickled. A run folder's `.pt` checkpoints are read with `torch.load(weights_on
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from slcvae import __version__
 from slcvae.config import Config
@@ -28,13 +25,7 @@ from slcvae.data.tokenizer import TextTokenizer
 from slcvae.errors import InputError
 from slcvae.generation.decode import GenerateConfig, generate
 from slcvae.io import replace_atomic, write_json_atomic
-from slcvae.models import build_model
-from slcvae.training.distributed import resolve_device
-from slcvae.training.trainer import load_model_dir
-
-FORMAT = "slcvae-pretrained"
-FORMAT_VERSION = 1  # bump when the folder's layout or a file's meaning changes; loading refuses newer versions
-WEIGHTS, META = "model.safetensors", "slcvae.json"
+from slcvae.loading import FORMAT, FORMAT_VERSION, META, WEIGHTS, load_model, resolve_device
 
 
 def as_example(source: object, where: str) -> Example:
@@ -87,40 +78,12 @@ class Generator:
     def from_pretrained(
         cls, path: str | Path, checkpoint: str = "best", device: str = "cpu", seed: int | None = None
     ) -> Generator:
-        """Load a saved model folder (`save_pretrained`) or a `slcvae train --out` folder.
+        """Load an exported model folder (`save_pretrained`, `slcvae export`) or a `slcvae train --out` folder.
 
         checkpoint: for a run folder, `best` (falls back to `last` with a message when no validation
         was eligible) or `last`; a saved folder has one set of weights and ignores it.
         """
-        path = Path(path)
-        if not path.is_dir():
-            raise InputError(path, None, "no such model folder (a `slcvae train --out` folder or one written by save_pretrained)")
-        summary = _read_json(path / "summary.json") if (path / "summary.json").is_file() else {}
-        if (path / META).is_file():
-            meta = _read_json(path / META)
-            if meta.get("format") != FORMAT or not isinstance(meta.get("format_version"), int):
-                raise InputError(path / META, 1, f"not a {FORMAT} folder (format {meta.get('format')!r})")
-            if meta["format_version"] > FORMAT_VERSION:
-                raise InputError(
-                    path / META,
-                    1,
-                    f"format version {meta['format_version']} is newer than this slcvae reads ({FORMAT_VERSION}); upgrade slcvae",
-                )
-            config = Config.load(path / "config.json")
-            tokenizer = TextTokenizer.load(path)
-            model = build_model(config, tokenizer.vocab_size, tokenizer.unk_id)
-            try:
-                state = load_file(path / WEIGHTS)
-            except (OSError, SafetensorError) as err:
-                raise InputError(path / WEIGHTS, None, f"unreadable weights ({err})") from None
-            missing, unexpected = model.load_state_dict(state, strict=False)
-            if missing or unexpected:
-                raise InputError(
-                    path / WEIGHTS, None, f"weights do not fit config.json (missing {missing[:3]}, unexpected {unexpected[:3]})"
-                )
-            summary = meta.get("summary", {})
-        else:
-            model, tokenizer, config = load_model_dir(path, checkpoint)
+        model, tokenizer, config, summary = load_model(path, checkpoint)
         return cls(model, tokenizer, config, summary, seed).to(device)
 
     def save_pretrained(self, directory: str | Path) -> Path:
@@ -210,13 +173,3 @@ class Generator:
             seed=seed,
         )
         return generate(self.model, self.tokenizer, examples, self.config.data, cfg)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as err:
-        raise InputError(path, 1, f"unreadable JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise InputError(path, 1, f"expected a JSON object, got {type(data).__name__}")
-    return data

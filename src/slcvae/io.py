@@ -20,13 +20,27 @@ from pathlib import Path
 from slcvae.errors import InputError
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; done once, at import, before any thread writes
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+
+
 def replace_atomic(path: Path, write: Callable[[str], None]) -> None:
-    """write(tmp) into a temporary file beside `path`, fsync it, then rename it over `path`."""
+    """write(tmp) into a temporary file beside `path`, fsync it, then rename it over `path`.
+
+    The file gets the mode a plain `open(path, "w")` would give (0666 less the umask), not mkstemp's private 0600:
+    an exported model folder must be readable wherever a copy of it would be.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~UMASK)  # after write: some writers (safetensors) replace the file they are given
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

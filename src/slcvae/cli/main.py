@@ -20,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[data] [model]" must print as written, not as markup
     help="Diverse conditional text generation with Self-Labeling CVAEs and their baselines.",
 )
 
@@ -125,7 +126,7 @@ def train(
 )
 @boundary
 def generate(
-    model_dir: Annotated[Path, typer.Option(help="a folder written by `slcvae train`")],
+    model_dir: Annotated[Path, typer.Option(help="a folder written by `slcvae train` or `slcvae export`")],
     input: Annotated[Path, typer.Option(help="sources (.tsv or .jsonl; targets optional, needed by --latent posterior)")],
     output: Annotated[Path, typer.Option(help="JSONL: one {source, samples} per distinct input source")],
     num_samples: Annotated[int, typer.Option(help="outputs per source")] = 10,
@@ -152,9 +153,8 @@ def generate(
     """Generate N outputs per source, written as they are made (one line per source, flushed per chunk)."""
     from slcvae.data.corpus import read_corpus
     from slcvae.generation import GenerateConfig
+    from slcvae.loading import load_model_dir, resolve_device
     from slcvae.pipeline import generate_file, load_lm
-    from slcvae.training import load_model_dir
-    from slcvae.training.distributed import resolve_device
 
     if checkpoint not in ("best", "last"):
         raise InputError("--checkpoint", None, f"must be best or last, got {checkpoint!r}")

@@ -1,7 +1,8 @@
 """Readers for `source -> target` corpora in TSV or JSONL, validated line by line.
 
 Formats (UTF-8; a BOM and CRLF line ends are accepted; blank lines are skipped):
-- `.tsv`:   `source<TAB>target`; a repeated source means several valid targets. A source
+- `.tsv`:   `source<TAB>target`; a repeated source means several valid targets; a first line that reads
+            `source<TAB>target` (or `source` alone, in an input to `generate`) is a header and skipped. A source
             may hold several context turns separated by ` __eou__ ` (DailyDialog's marker).
 - `.jsonl`: `{"source": str | [str, ...], "target": str}` or `{"source": ..., "targets": [str]}`;
             a list source is a sequence of turns for the hierarchical encoder.
@@ -89,8 +90,15 @@ def _source(value: object, path: Path, number: int) -> tuple[str, ...]:
     return tuple(turns)
 
 
+HEADER = ("source", "target")  # a TSV's first line naming its columns is a header, not a pair to train on
+
+
 def _tsv_pairs(path: Path, require_target: bool) -> Iterator[tuple[tuple[str, ...], list[str], int, bool]]:
+    rows = 0
     for number, text in iter_lines(path):
+        if number == 1 and tuple(f.strip().lower() for f in text.split("\t")) in (HEADER, HEADER[:1]):
+            continue
+        rows += 1
         tabs = text.count("\t")
         if tabs == 0 and not require_target:
             yield _source(text, path, number), [], number, False
@@ -100,6 +108,8 @@ def _tsv_pairs(path: Path, require_target: bool) -> Iterator[tuple[tuple[str, ..
             raise InputError(path, number, f"expected `source<TAB>target`, found {found}")
         source, target = text.split("\t")
         yield _source(source, path, number), [_clean(target, path, number, "target")], number, False
+    if not rows:
+        raise InputError(path, 1, "only a header row, no data")
 
 
 def iter_json_objects(path: Path) -> Iterator[tuple[int, dict]]:

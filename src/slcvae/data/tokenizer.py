@@ -1,5 +1,7 @@
-"""Word-level tokenization with Hugging Face `tokenizers`, saved with the model.
+"""Tokenization with Hugging Face `tokenizers`, saved with the model.
 
+- `bpe`: byte-level BPE (GPT-2's scheme) trained on the corpus: subwords, any text encodes without <unk>, and
+  outputs decode to plain text as written (cased with data.lowercase = false, spaces and punctuation as they were).
 - `word`: words and punctuation apart (`\\w+|[^\\w\\s]+`), for space-separated languages.
 - `char`: every CJK character is a token, runs of other letters or digits stay whole.
 - `jieba`: Chinese words from jieba (optional dependency), split in Python before `tokenizers`.
@@ -13,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from slcvae.errors import InputError
 from slcvae.io import replace_atomic, write_json_atomic
@@ -56,8 +58,10 @@ class TextTokenizer:
     ) -> TextTokenizer:
         if mode == "auto":
             mode = detect_mode(texts)
-        tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
         norms = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
+        if mode == "bpe":
+            return cls._train_bpe(texts, normalizers.Sequence(norms), max_vocab, min_freq)
+        tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
         tokenizer.normalizer = normalizers.Sequence(norms)
         if mode == "char":
             tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
@@ -74,6 +78,23 @@ class TextTokenizer:
         self = cls(tokenizer, mode)
         tokenizer.train_from_iterator(self._presplit(texts), trainer)
         return self
+
+    @classmethod
+    def _train_bpe(cls, texts: Sequence[str], normalizer, max_vocab: int, min_freq: int) -> TextTokenizer:
+        """Byte-level BPE: the 256 bytes are in the vocabulary, so every text encodes and nothing becomes <unk>."""
+        tokenizer = Tokenizer(models.BPE())
+        tokenizer.normalizer = normalizer
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)  # a word is one token mid-text and first: copyable
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=max_vocab + len(SPECIALS),
+            min_frequency=min_freq,
+            special_tokens=SPECIALS,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        tokenizer.train_from_iterator(texts, trainer)
+        return cls(tokenizer, "bpe")
 
     def _presplit(self, texts: Iterable[str]) -> Iterable[str]:
         if self._jieba is None:
@@ -92,14 +113,19 @@ class TextTokenizer:
         return [self.tokenizer.id_to_token(i) for i in ids]
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Ids to text up to the first <eos>; word mode joins with spaces, CJK characters join tightly."""
+        """Ids to text up to the first <eos>; bpe decodes the bytes as written, word mode joins with spaces, CJK
+        characters join tightly."""
         out: list[str] = []
+        kept: list[int] = []
         for i in ids:
             if i == self.eos_id:
                 break
             if i in (self.pad_id, self.bos_id):
                 continue
+            kept.append(i)
             out.append(self.tokenizer.id_to_token(i))
+        if self.mode == "bpe":  # <unk> cannot occur: every byte has a token
+            return self.tokenizer.decode(kept, skip_special_tokens=True).strip()
         if self.mode == "word":
             return " ".join(out)
         text = ""

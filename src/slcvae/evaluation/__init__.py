@@ -12,16 +12,17 @@ __all__ = ["evaluate_texts", "latent_health", "read_predictions", "score_files"]
 
 
 def latent_health(model, tokenizer, cfg, pairs: list[Example], iw_samples: int = 20) -> dict[str, float]:
-    """KL, active units, MI, -ELBO and importance-weighted NLL / perplexity of a loaded model on
+    """KL, active units, MI, -ELBO, source use and importance-weighted NLL / perplexity of a loaded model on
     (source, target) pairs (one target each, as `read_pairs` gives them)."""
     from slcvae.data.batching import encode
-    from slcvae.training.trainer import validate
+    from slcvae.evaluation.validation import validate
 
     if iw_samples < 1:
         raise InputError("--iw-samples", None, f"must be >= 1, got {iw_samples}")
     data = encode(pairs, tokenizer, cfg.data)
     metrics = validate(model, data, tokenizer, cfg.train.batch_size, step=10**9, iw_samples=iw_samples)
-    keep = ("rec", "kl" if model.has_latent else "", "elbo", "nll_per_token", "ppl", "active_units", "mi", "iw_nll", "iw_ppl")
+    keep = ("rec", "kl" if model.has_latent else "", "elbo", "nll_per_token", "ppl", "source_use", "active_units", "mi", "iw_nll",
+            "iw_ppl")  # fmt: skip
     return {k: metrics[k] for k in keep if k in metrics}
 
 
@@ -42,10 +43,8 @@ def score_files(
     metrics = evaluate_texts([s for _, s in preds], [ex.targets for ex in refs], modes=all(ex.complete for ex in refs))
     if model_dir is not None:
         from slcvae.data.corpus import read_pairs
-        from slcvae.training import load_model_dir
+        from slcvae.loading import load_model
 
-        if checkpoint not in ("best", "last"):
-            raise InputError("--checkpoint", None, f"must be best or last, got {checkpoint!r}")
-        model, tokenizer, cfg = load_model_dir(model_dir, checkpoint)
+        model, tokenizer, cfg, _ = load_model(model_dir, checkpoint)
         metrics.update(latent_health(model, tokenizer, cfg, read_pairs(references), iw_samples))
     return metrics

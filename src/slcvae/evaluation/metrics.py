@@ -22,6 +22,9 @@ and b = b_3:
     self_bleu           per sample: b against the source's other samples as references, averaged;
                         high = the samples repeat each other (Zhu et al. 2018)
     unique_per_source   distinct sample strings per source, averaged
+    generic_share       share of all samples of all sources taken by the 10 most frequent outputs (as scoring
+                        tokens): near 1 when the same few replies serve every source; DailyDialog's human
+                        replies score 0.023
     avg_length          tokens per sample
     mode_precision      share of samples equal to some valid target        (references list all targets)
     mode_coverage       share of valid targets produced by at least one sample
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from math import comb
 from pathlib import Path
@@ -152,6 +156,13 @@ def distinct(all_samples: Sequence[Sequence[str]], n: int) -> float:
     return len(grams) / total if total else 0.0
 
 
+def generic_share(all_samples: Sequence[Sequence[str]], top: int = 10) -> float:
+    """Share of all samples that are one of the `top` most frequent outputs (compared as scoring tokens)."""
+    counts = Counter(mode_key(text) for samples in all_samples for text in samples)
+    total = sum(counts.values())
+    return sum(c for _, c in counts.most_common(top)) / total if total else 0.0
+
+
 def mode_key(text: str) -> tuple[str, ...]:
     """A text as mode precision and coverage compare it: its scoring tokens."""
     return tuple(score_tokens(text))
@@ -211,6 +222,7 @@ def evaluate_texts(
     if all(len(s) >= 2 for s in predictions):
         out["self_bleu"] = sum(self_bleu(s) for s in predictions) / len(predictions)
     out["unique_per_source"] = sum(len(set(s)) for s in predictions) / len(predictions)
+    out["generic_share"] = generic_share(predictions)
     out["avg_length"] = sum(len(score_tokens(t)) for s in predictions for t in s) / sum(map(len, predictions))
     if modes:
         mpc = [mode_precision_coverage(p, r) for p, r in zip(predictions, references, strict=True)]

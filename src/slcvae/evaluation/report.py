@@ -16,6 +16,7 @@ from slcvae.errors import InputError
 
 # (key, header, direction): +1 higher is better, -1 lower is better, 0 a diagnostic (never bold)
 ACCURACY = [
+    ("source_use", "src nats", 1),  # nats per target taken from the source (evaluation/source_use.py): 0 = ignores it
     ("bleu_precision", "BLEU-P", 1),
     ("bleu_recall", "BLEU-R", 1),
     ("bleu_f1", "BLEU-F1", 1),
@@ -33,6 +34,7 @@ DIVERSITY = [
     ("inter_distinct_2", "inter-D2", 1),
     ("self_bleu", "self-BLEU", -1),
     ("unique_per_source", "unique/src", 1),
+    ("generic_share", "generic", -1),  # share of all samples taken by the 10 most frequent outputs
     ("avg_length", "len", 0),
 ]
 HEALTH = [
@@ -103,7 +105,9 @@ def write_report(spec, results: dict[str, dict[str, dict]], out: Path, split: st
         + (f" (first {spec.test_sources} sources)" if spec.test_sources else "")
         + f"; budget {budget} per run; seeds {spec.seeds}; generation {json.dumps(gen)}; "
         f"importance samples {spec.iw_samples}. Cells: mean ± sample std over seeds; best mean in bold "
-        "(higher is better except self-BLEU and IW-NLL/PPL; KL, AU, MI, length and cost are not ranked).\n",
+        "(higher is better except self-BLEU, generic share and IW-NLL/PPL; KL, AU, MI, length and cost are not ranked). "
+        "src nats: nats per target the model takes from its source (0: it ignores the source); generic: share of all "
+        "samples taken by the 10 most frequent outputs.\n",
         "## Accuracy\n",
         table(agg, ACCURACY),
         "## Diversity\n",

@@ -18,8 +18,9 @@ from slcvae.data.corpus import Example
 from slcvae.data.tokenizer import TextTokenizer
 from slcvae.errors import InputError
 from slcvae.generation import processors
+from slcvae.models.state import State
 
-StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+StepFn = Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]
 DECODES = ("greedy", "sample", "beam", "diverse_beam", "mmi")
 SOURCE_ONLY = ("diverse_beam", "mmi")  # seq2seq decoding baselines: one search per source, no latent
 LATENTS = ("prior", "posterior")
@@ -88,16 +89,14 @@ def sample_tokens(logits: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(cdf, u, side="right").squeeze(1).clamp_(max=logits.shape[-1] - 1)
 
 
-def sample_loop(
-    step: StepFn, h: torch.Tensor, bos: int, eos: int, max_len: int, greedy: bool, procs: Sequence = ()
-) -> torch.Tensor:
-    """Greedy or ancestral decoding of all rows at once: h [1, n, hidden] -> ids [n, <= max_len].
+def sample_loop(step: StepFn, h: State, bos: int, eos: int, max_len: int, greedy: bool, procs: Sequence = ()) -> torch.Tensor:
+    """Greedy or ancestral decoding of all rows at once: a state of n rows -> ids [n, <= max_len].
 
     Rows that produced <eos> leave the batch, so each step costs only the rows still decoding.
     Sampling draws exactly from softmax(logits) by inverting the CDF (`sample_tokens`). `procs`
     (processors.py) see each live row's tokens so far and may ban or reweigh the next one.
     """
-    n, dev = h.shape[1], h.device
+    n, dev = h.rows, h.h.device
     tokens = torch.full((n,), bos, dtype=torch.long, device=dev)
     out = torch.zeros(n, max_len, dtype=torch.long, device=dev)
     alive = torch.arange(n, device=dev)  # output rows still decoding, in the order of `tokens` and `h`
@@ -114,7 +113,7 @@ def sample_loop(
         ended = tokens == eos
         if ended.any():
             keep = ~ended
-            alive, tokens, h = alive[keep], tokens[keep], h[:, keep]
+            alive, tokens, h = alive[keep], tokens[keep], h.index(keep)
             if alive.numel() == 0:
                 break
     return out[:, :length]
@@ -122,7 +121,7 @@ def sample_loop(
 
 def beam_search(
     step: StepFn,
-    h: torch.Tensor,
+    h: State,
     bos: int,
     eos: int,
     max_len: int,
@@ -133,7 +132,7 @@ def beam_search(
     procs: Sequence = (),
     bias: Callable[[torch.Tensor], torch.Tensor | None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Beam search for every row: h [1, n, hidden] -> ids [n, n_best, <= max_len], log p [n, n_best], lengths [n, n_best].
+    """Beam search for every row: a state of n rows -> ids [n, n_best, <= max_len], log p [n, n_best], lengths [n, n_best].
 
     Ended hypotheses stay in the beam with a frozen score; the final ranking divides the
     log-probability by the length, so short outputs are not favoured merely for being short.
@@ -144,11 +143,11 @@ def beam_search(
     `bias(prefixes [rows, t])` -> [rows, vocab] or None is another search-only term added to each candidate's
     score (MMI-antiLM's `AntiLM`); ended hypotheses get none.
     """
-    n, dev = h.shape[1], h.device
+    n, dev = h.rows, h.h.device
     if width % groups:
         raise ValueError(f"beam width {width} is not a multiple of {groups} groups")
     gw = width // groups
-    h = h.repeat_interleave(width, 1)  # [1, n * width, hidden], rows ordered [n, groups, gw]
+    h = h.repeat(width)  # n * width rows, ordered [n, groups, gw]
     scores = torch.zeros(n, groups, gw, device=dev)  # search scores (with the diversity penalty)
     scores[:, :, 1:] = -torch.inf  # all beams of a group start identical: keep one alive at t = 0
     logprob = torch.zeros(n, groups, gw, device=dev)  # the model's log-probabilities
@@ -186,7 +185,7 @@ def beam_search(
         src = (torch.cat([p[2] for p in picks], 1) + offsets).view(-1)
         tokens = torch.cat([p[3] for p in picks], 1).view(-1)
         seqs = torch.cat([seqs[src], tokens.unsqueeze(1)], 1)
-        h, done, lengths = h[:, src], done[src], lengths[src]
+        h, done, lengths = h.index(src), done[src], lengths[src]
         lengths = lengths + (~done).float()
         done = done | (tokens == eos)
         if done.all():

@@ -2,7 +2,8 @@
 
     prior      p(z|x)   = N(mu_p, var_p) from the context          (Gaussian MLP)
     posterior  q(z|x,y) = N(mu_q, var_q) from [context; target]    (Gaussian MLP)
-    decode     p(y|x,z)   GRU started from [context; z]
+    decode     p(y|x,z)   GRU started from [context; z] (with model.attention: reading it, and the source's
+                          tokens, at every step; models/attention.py)
     loss       rec + beta(step) * KL(q || p) [+ bow_weight * BOW]
 
 Remedies (CVAEConfig): KL annealing (linear, cyclical), free bits, decoder word dropout,
@@ -17,8 +18,10 @@ import torch
 
 from slcvae.config import Config
 from slcvae.data.batching import Batch
-from slcvae.models.modules import BagOfWords, Decoder, Gaussian, gaussian_nll, kl, reparameterize
+from slcvae.models.attention import build_decoder
+from slcvae.models.modules import BagOfWords, Gaussian, gaussian_nll, kl, reparameterize
 from slcvae.models.seq2seq import Seq2Seq
+from slcvae.models.state import State
 
 
 class CVAE(Seq2Seq):
@@ -29,7 +32,7 @@ class CVAE(Seq2Seq):
         m = cfg.model
         self.prior = Gaussian(m.context, m.mlp, m.latent)
         self.posterior = Gaussian(m.context + 2 * m.utterance, m.mlp, m.latent)
-        self.decoder = Decoder(vocab, m.context + m.latent, m, unk_id)
+        self.decoder = build_decoder(vocab, m.context + m.latent, m, unk_id)
         self.bow = BagOfWords(m.context + m.latent, m.mlp, vocab) if cfg.cvae.bow_weight > 0 else None
 
     def kl_weight(self, step: int) -> float:
@@ -45,13 +48,13 @@ class CVAE(Seq2Seq):
     def elbo(self, batch: Batch, step: int) -> tuple[dict, dict[str, torch.Tensor]]:
         """The CVAE's negative ELBO and its parts (losses are batch means of per-source sums)."""
         c = self.cfg.cvae
-        ctx = self.encoder.source(batch)  # [batch, context]
+        ctx, memory = self.encoder.read(batch)  # [batch, context], the token memory (attention) or None
         y = self.encoder.target(batch)  # [batch, 2 * utterance]
         mu_p, logvar_p = self.prior(ctx)  # [batch, latent] each
         mu_q, logvar_q = self.posterior(torch.cat([ctx, y], -1))
         z = reparameterize(mu_q, logvar_q)
         cond = torch.cat([ctx, z], -1)
-        rec = self.decoder.nll(cond, batch.target, batch.target_lens, c.word_dropout).mean()
+        rec = self.decoder.nll(cond, batch.target, batch.target_lens, c.word_dropout, memory).mean()
         kl_dims = kl(mu_q, logvar_q, mu_p, logvar_p)  # [batch, latent]
         kl_total = kl_dims.sum(-1).mean()
         # free bits: dimensions whose batch-mean KL is under the floor are not pushed further down
@@ -62,7 +65,8 @@ class CVAE(Seq2Seq):
             losses["bow"] = self.bow(cond, batch.target, batch.target_lens).mean()
             loss = loss + c.bow_weight * losses["bow"]
         losses["loss"] = loss
-        outputs = {"ctx": ctx, "y": y, "z": z, "mu_q": mu_q, "logvar_q": logvar_q, "mu_p": mu_p, "logvar_p": logvar_p}
+        outputs = {"ctx": ctx, "memory": memory, "y": y, "z": z}
+        outputs |= {"mu_q": mu_q, "logvar_q": logvar_q, "mu_p": mu_p, "logvar_p": logvar_p}
         return outputs, losses
 
     def forward(self, batch: Batch, step: int = 0, phase: str = "main") -> tuple[dict, dict[str, torch.Tensor]]:
@@ -75,23 +79,24 @@ class CVAE(Seq2Seq):
 
         K = 1 is the ELBO; the bound tightens towards log p(y|x) as K grows.
         """
-        ctx = self.encoder.source(batch)
+        ctx, memory = self.encoder.read(batch)
         mu_p, logvar_p = self.prior(ctx)
         mu_q, logvar_q = self.posterior(torch.cat([ctx, self.encoder.target(batch)], -1))
         log_w = []
         for _ in range(num_samples):  # one decoder pass per sample keeps memory at one batch
             z = reparameterize(mu_q, logvar_q)
-            log_py = -self.decoder.nll(torch.cat([ctx, z], -1), batch.target, batch.target_lens)
+            log_py = -self.decoder.nll(torch.cat([ctx, z], -1), batch.target, batch.target_lens, memory=memory)
             log_w.append(log_py - gaussian_nll(z, mu_p, logvar_p) + gaussian_nll(z, mu_q, logvar_q))
         return torch.logsumexp(torch.stack(log_w, 1), 1) - math.log(num_samples)
 
-    def init_state(self, batch: Batch, num_samples: int, latent: str = "prior") -> torch.Tensor:
-        """Encode each source once, draw `num_samples` z per source: [layers, batch * num_samples, decoder].
+    def init_state(self, batch: Batch, num_samples: int, latent: str = "prior") -> State:
+        """Encode each source once, draw `num_samples` z per source: a state of batch * num_samples rows.
 
         latent="prior" samples z ~ p(z|x) (the test-time protocol); "posterior" samples
         z ~ q(z|x,y) given the batch's targets (reconstruction).
         """
-        ctx = self.encoder.source(batch).repeat_interleave(num_samples, 0)
+        ctx, memory = self.encoder.read(batch)
+        ctx = ctx.repeat_interleave(num_samples, 0)
         if latent == "prior":
             mu, logvar = self.prior(ctx)
         elif latent == "posterior":
@@ -99,4 +104,5 @@ class CVAE(Seq2Seq):
             mu, logvar = self.posterior(torch.cat([ctx, y], -1))
         else:
             raise ValueError(f"latent must be prior or posterior, got {latent!r}")
-        return self.decoder.init_state(torch.cat([ctx, reparameterize(mu, logvar)], -1))
+        memory = memory.repeat(num_samples) if memory is not None else None
+        return self.decoder.init_state(torch.cat([ctx, reparameterize(mu, logvar)], -1), memory)

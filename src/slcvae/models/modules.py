@@ -12,6 +12,7 @@ from torch.nn.utils.rnn import pad_sequence
 from slcvae.config import ModelConfig
 from slcvae.data.batching import Batch
 from slcvae.models.softmax import linear_cross_entropy
+from slcvae.models.state import Memory, State
 
 
 def uniform(lens: torch.Tensor, width: int) -> bool:
@@ -28,15 +29,28 @@ def final_state(rnn: nn.GRU, x: torch.Tensor, lens: torch.Tensor) -> torch.Tenso
     to its length: the forward direction is read there, and the reverse direction runs on each sequence reversed
     within its length (pads last), layer by layer, with the GRU's own weights: the same math as packing.
     """
+    return run_rnn(rnn, x, lens)[1]
+
+
+def run_rnn(rnn: nn.GRU, x: torch.Tensor, lens: torch.Tensor, outputs: bool = False) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """`final_state`, and with outputs=True also the top layer's state at every position, [n, len, directions * hidden]
+    (exact at real positions, zero at pads): what an attention decoder reads."""
     if uniform(lens, x.shape[1]):
-        return rnn(x)[1][-(2 if rnn.bidirectional else 1) :]
+        out, h = rnn(x)
+        return (out if outputs else None), h[-(2 if rnn.bidirectional else 1) :]
     order = torch.argsort(lens)
     cut = _best_cut(lens[order])
     if cut:  # two length groups, each padded to its own longest: a batch of turns mixes 1- and 40-token ones
         low, high = order[:cut], order[cut:]
-        parts = [_padded_final_state(rnn, x[i, : int(lens[i].max())], lens[i]) for i in (low, high)]
-        return torch.cat(parts, 1)[:, torch.argsort(order)]
-    return _padded_final_state(rnn, x, lens)
+        parts = [_padded_run(rnn, x[i, : int(lens[i].max())], lens[i], outputs) for i in (low, high)]
+        back = torch.argsort(order)
+        final = torch.cat([p[1] for p in parts], 1)[:, back]
+        if not outputs:
+            return None, final
+        width = x.shape[1]
+        out = torch.cat([F.pad(p[0], (0, 0, 0, width - p[0].shape[1])) for p in parts])[back]
+        return out, final
+    return _padded_run(rnn, x, lens, outputs)
 
 
 def _best_cut(sorted_lens: torch.Tensor) -> int:
@@ -49,19 +63,24 @@ def _best_cut(sorted_lens: torch.Tensor) -> int:
     return int(cells.argmin()) + 1 if int(cells.min()) <= 0.75 * n * longest else 0
 
 
-def _padded_final_state(rnn: nn.GRU, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+def _padded_run(rnn: nn.GRU, x: torch.Tensor, lens: torch.Tensor, outputs: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
     rows, last = torch.arange(x.shape[0], device=x.device), (lens - 1).to(x.device)
+    real = _mask(lens.to(x.device), x.shape[1]).unsqueeze(2) if outputs else None  # [n, len, 1]: zero the pads
     if not rnn.bidirectional:  # causal: the top layer's output at len - 1 is its state after the last real step
-        return rnn(x)[0][rows, last].unsqueeze(0)
+        out = rnn(x)[0]
+        return (out * real if outputs else None), out[rows, last].unsqueeze(0)
     t = torch.arange(x.shape[1], device=x.device)
     flip = torch.where(t <= last.unsqueeze(1), last.unsqueeze(1) - t, t).unsqueeze(2)  # [n, len, 1]: each sequence reversed
     h0 = x.new_zeros(1, x.shape[0], rnn.hidden_size)
     for layer in range(rnn.num_layers):
         fwd = _gru_layer(rnn, x, h0, layer, "")
         rev = _gru_layer(rnn, x.gather(1, flip.expand_as(x)), h0, layer, "_reverse")
-        if layer + 1 < rnn.num_layers:  # the next layer reads both directions, position by position
-            x = F.dropout(torch.cat([fwd, rev.gather(1, flip.expand_as(rev))], -1), rnn.dropout, rnn.training)
-    return torch.stack([fwd[rows, last], rev[rows, last]])  # rev at len - 1: after reading the sequence backwards
+        if layer + 1 < rnn.num_layers or outputs:  # the next layer (or the caller) reads both directions, position by position
+            both = torch.cat([fwd, rev.gather(1, flip.expand_as(rev))], -1)
+            if layer + 1 < rnn.num_layers:
+                x = F.dropout(both, rnn.dropout, rnn.training)
+    final = torch.stack([fwd[rows, last], rev[rows, last]])  # rev at len - 1: after reading the sequence backwards
+    return (both * real if outputs else None), final
 
 
 def _gru_layer(rnn: nn.GRU, x: torch.Tensor, h0: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
@@ -80,8 +99,12 @@ class UtteranceEncoder(nn.Module):
         self.rnn = nn.GRU(embed.embedding_dim, hidden, num_layers=layers, batch_first=True, bidirectional=True)
 
     def forward(self, ids: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-        h = final_state(self.rnn, self.embed(ids), lens)  # [2, n, hidden]: the top layer, both directions
-        return torch.cat([h[0], h[1]], dim=-1)
+        return self.states(ids, lens)[1]
+
+    def states(self, ids: torch.Tensor, lens: torch.Tensor, outputs: bool = False) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(every position's state [n, len, 2 * hidden] or None, the final states [n, 2 * hidden])."""
+        out, h = run_rnn(self.rnn, self.embed(ids), lens, outputs)  # h: [2, n, hidden], the top layer, both directions
+        return out, torch.cat([h[0], h[1]], dim=-1)
 
 
 class ContextEncoder(nn.Module):
@@ -109,11 +132,15 @@ class ContextNorm(nn.BatchNorm1d):
         return super().forward(x)
 
 
+TURN_DISTANCES = 16  # turn-distance embeddings for attention memories: the last turn is 0; older ones share the last
+
+
 class Encoder(nn.Module):
     """Hierarchical encoder: embeddings -> utterance GRU -> context GRU (-> batch norm, `context_norm`).
 
     `source(batch)` -> [batch, context]; `target(batch)` -> [batch, 2 * utterance], the target
     read by the same utterance GRU (as in Zhao et al. 2017's recognition network).
+    `read(batch)` -> (the context, and with `model.attention` the source's token states as a `Memory`).
     """
 
     def __init__(self, vocab: int, cfg: ModelConfig):
@@ -124,9 +151,36 @@ class Encoder(nn.Module):
         # Batch norm's backward removes the gradient's mean over the batch: the encoder learns only what tells
         # contexts apart, and the generic part of the decoder's first state is left to the layers after it.
         self.norm = ContextNorm(cfg.context) if cfg.context_norm == "batch" else nn.Identity()
+        # attention reads tokens of several turns at once: which turn a token is in (counted back from the last,
+        # the one a reply answers) is added to its state, so "you" in the last turn and three turns back differ
+        self.turn = nn.Embedding(TURN_DISTANCES, 2 * cfg.utterance) if cfg.attention else None
 
     def source(self, batch: Batch) -> torch.Tensor:
-        return self.norm(self.context(self.utterance(batch.turns, batch.turn_lens), batch.n_turns))
+        return self.read(batch, memory=False)[0]
+
+    def read(self, batch: Batch, memory: bool = True) -> tuple[torch.Tensor, Memory | None]:
+        """(context [batch, context], the token memory [batch, source_len, 2 * utterance] or None without attention)."""
+        memory = memory and self.turn is not None
+        out, utts = self.utterance.states(batch.turns, batch.turn_lens, outputs=memory)
+        ctx = self.norm(self.context(utts, batch.n_turns))
+        return ctx, (self.memory(out, batch) if memory else None)
+
+    def memory(self, out: torch.Tensor, batch: Batch) -> Memory:
+        """Every source's turns' token states in one row each, oldest turn first: out [turns, len, 2u] -> Memory."""
+        n_turns, dev = batch.n_turns, out.device
+        source = torch.repeat_interleave(torch.arange(batch.size, device=dev), n_turns)  # [turns]: each turn's source
+        first = torch.cumsum(n_turns, 0) - n_turns  # [batch]: each source's first turn
+        back = n_turns[source] - 1 - (torch.arange(source.shape[0], device=dev) - first[source])  # 0 = the last turn
+        real = _mask(batch.turn_lens, out.shape[1])  # [turns, len]
+        tokens = (out + self.turn(back.clamp(max=TURN_DISTANCES - 1)).unsqueeze(1))[real]  # [tokens, 2u], source by source
+        token_source = source.unsqueeze(1).expand_as(real)[real]  # [tokens]
+        per_source = torch.zeros(batch.size, dtype=torch.long, device=dev).index_add_(0, source, batch.turn_lens)
+        start = torch.cumsum(per_source, 0) - per_source
+        pos = torch.arange(tokens.shape[0], device=dev) - start[token_source]  # each token's place in its source's row
+        width = int(per_source.max())
+        values = tokens.new_zeros(batch.size, width, tokens.shape[1]).index_put((token_source, pos), tokens)
+        ids = torch.zeros(batch.size, width, dtype=torch.long, device=dev).index_put((token_source, pos), batch.turns[real])
+        return Memory(values, _mask(per_source, width), ids)
 
     def target(self, batch: Batch) -> torch.Tensor:
         # drop <bos>: the encoder reads the words and <eos>
@@ -173,30 +227,33 @@ class Decoder(nn.Module):
 
     `nll(cond, target, target_lens)` -> [batch] summed token NLL under teacher forcing; logits are
     computed for real tokens only (no projection or loss on padding).
-    `step(tokens, h)` -> (logits [n, vocab], h) for incremental decoding.
+    `init_state(cond)` -> the `State` before <bos>; `step(tokens, state)` -> (logits [n, vocab], state).
     """
 
-    def __init__(self, vocab: int, n_cond: int, cfg: ModelConfig, unk_id: int):
+    def __init__(self, vocab: int, n_cond: int, cfg: ModelConfig, unk_id: int, step_input: int = 0):
         super().__init__()
         self.embed = nn.Embedding(vocab, cfg.embedding, padding_idx=0)
         self.init = nn.Linear(n_cond, cfg.layers * cfg.decoder)  # a first state for every layer
-        self.rnn = nn.GRU(cfg.embedding, cfg.decoder, num_layers=cfg.layers, batch_first=True)
+        # step_input: what a subclass feeds the GRU beside each word (the attention decoder: [context; z])
+        self.rnn = nn.GRU(cfg.embedding + step_input, cfg.decoder, num_layers=cfg.layers, batch_first=True)
         self.layers = cfg.layers
         self.drop = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(cfg.decoder, vocab)
         self.unk_id = unk_id
 
-    def init_state(self, cond: torch.Tensor) -> torch.Tensor:
+    def first_hidden(self, cond: torch.Tensor) -> torch.Tensor:
         """[n, n_cond] -> [layers, n, decoder], the GRU's first hidden state."""
         h = torch.tanh(self.init(cond))  # [n, layers * decoder]
         return h.view(h.shape[0], self.layers, -1).transpose(0, 1).contiguous()
 
-    def hidden(
-        self, cond: torch.Tensor, target: torch.Tensor, target_lens: torch.Tensor, word_dropout: float = 0.0
-    ) -> torch.Tensor:
-        """Decoder states predicting each real next token: [n_tokens, decoder]."""
+    def init_state(self, cond: torch.Tensor, memory: Memory | None = None) -> State:
+        """The state before <bos> for n rows: cond [n, n_cond] (this decoder reads no memory)."""
+        return State(self.first_hidden(cond))
+
+    def inputs(self, cond: torch.Tensor, target: torch.Tensor, target_lens: torch.Tensor, word_dropout: float) -> torch.Tensor:
+        """The teacher-forced input words target[:, :-1], [n, len - 1], some replaced by <unk> (word dropout)."""
         if not cond.shape[0] == target.shape[0] == target_lens.shape[0]:
-            # a packed GRU reads h0 by the sorted order of the targets: extra cond rows would be used silently
+            # the GRU reads h0 row by row: extra cond rows would be used silently
             raise ValueError(
                 f"Decoder: cond has {cond.shape[0]} rows, target {target.shape[0]}, target_lens {target_lens.shape[0]}; "
                 "they must match"
@@ -207,23 +264,46 @@ class Decoder(nn.Module):
             drop = torch.rand(inputs.shape, device=inputs.device) < word_dropout
             drop[:, 0] = False
             inputs = inputs.masked_fill(drop & (inputs != 0), self.unk_id)
-        x, lens, h0 = self.drop(self.embed(inputs)), target_lens - 1, self.init_state(cond)
+        return inputs
+
+    def hidden(
+        self, cond: torch.Tensor, target: torch.Tensor, target_lens: torch.Tensor, word_dropout: float = 0.0
+    ) -> torch.Tensor:
+        """Decoder states predicting each real next token: [n_tokens, decoder]."""
+        inputs = self.inputs(cond, target, target_lens, word_dropout)
+        x, lens, h0 = self.drop(self.embed(inputs)), target_lens - 1, self.first_hidden(cond)
         states = self.rnn(x, h0)[0]  # padded, not packed (see final_state); causal, so real positions are exact
         if uniform(lens, x.shape[1]):  # every position is real: no gather
             return self.drop(states.flatten(0, 1))
         return self.drop(states[_mask(lens, x.shape[1])])  # the order of target[:, 1:][mask]
 
-    def nll(self, cond: torch.Tensor, target: torch.Tensor, target_lens: torch.Tensor, word_dropout: float = 0.0) -> torch.Tensor:
+    def nll(
+        self,
+        cond: torch.Tensor,
+        target: torch.Tensor,
+        target_lens: torch.Tensor,
+        word_dropout: float = 0.0,
+        memory: Memory | None = None,
+    ) -> torch.Tensor:
+        """-log p(y | cond) per row, [n], summed over the real tokens (<eos> included)."""
         states = self.hidden(cond, target, target_lens, word_dropout)
-        gold = target[:, 1:][_mask(target_lens - 1, target.shape[1] - 1)]
-        token_nll = linear_cross_entropy(states, self.out.weight, self.out.bias, gold)  # [n_tokens], fused on CPU
-        # sum per sentence: scatter the flat token losses back to their rows
-        rows = torch.repeat_interleave(torch.arange(target.shape[0], device=target.device), target_lens - 1)
-        return torch.zeros(target.shape[0], device=target.device, dtype=token_nll.dtype).index_add_(0, rows, token_nll)
+        token_nll = linear_cross_entropy(states, self.out.weight, self.out.bias, gold_tokens(target, target_lens))
+        return per_row(token_nll, target_lens)
 
-    def step(self, tokens: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out, h = self.rnn(self.embed(tokens).unsqueeze(1), h)
-        return self.out(out[:, 0]), h
+    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        out, h = self.rnn(self.embed(tokens).unsqueeze(1), state.h)
+        return self.out(out[:, 0]), State(h)
+
+
+def gold_tokens(target: torch.Tensor, target_lens: torch.Tensor) -> torch.Tensor:
+    """The real next tokens target[:, 1:], flat in row order: [n_tokens]."""
+    return target[:, 1:][_mask(target_lens - 1, target.shape[1] - 1)]
+
+
+def per_row(token_nll: torch.Tensor, target_lens: torch.Tensor) -> torch.Tensor:
+    """Flat token losses [n_tokens] (row order) summed per row: [n]."""
+    rows = torch.repeat_interleave(torch.arange(target_lens.shape[0], device=target_lens.device), target_lens - 1)
+    return torch.zeros(target_lens.shape[0], device=token_nll.device, dtype=token_nll.dtype).index_add_(0, rows, token_nll)
 
 
 def _mask(lens: torch.Tensor, width: int) -> torch.Tensor:

@@ -11,7 +11,9 @@ from torch import nn
 
 from slcvae.config import Config
 from slcvae.data.batching import Batch
+from slcvae.models.attention import build_decoder
 from slcvae.models.modules import Decoder, Encoder
+from slcvae.models.state import State
 
 
 class Seq2Seq(nn.Module):
@@ -24,7 +26,7 @@ class Seq2Seq(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = Encoder(vocab, cfg.model)
-        self.decoder = Decoder(vocab, cfg.model.context, cfg.model, unk_id)
+        self.decoder = build_decoder(vocab, cfg.model.context, cfg.model, unk_id)
 
     def optimizer_groups(self, lr: float) -> dict[str, dict]:
         """Parameters each training phase updates, as torch optimizer param groups."""
@@ -47,29 +49,32 @@ class Seq2Seq(nn.Module):
         return {}
 
     def forward(self, batch: Batch, step: int = 0, phase: str = "main") -> tuple[dict, dict[str, torch.Tensor]]:
-        ctx = self.encoder.source(batch)  # [batch, context]
-        rec = self.decoder.nll(ctx, batch.target, batch.target_lens)  # [batch]
+        ctx, memory = self.encoder.read(batch)  # [batch, context], the token memory (attention) or None
+        rec = self.decoder.nll(ctx, batch.target, batch.target_lens, memory=memory)  # [batch]
         return {}, {"loss": rec.mean(), "rec": rec.mean()}
 
     def log_likelihood(self, batch: Batch, num_samples: int = 1) -> torch.Tensor:
         """log p(y|x) per source, [batch]; exact here (no latent), so `num_samples` is unused."""
-        return -self.decoder.nll(self.encoder.source(batch), batch.target, batch.target_lens)
+        ctx, memory = self.encoder.read(batch)
+        return -self.decoder.nll(ctx, batch.target, batch.target_lens, memory=memory)
 
-    def init_state(self, batch: Batch, num_samples: int, latent: str = "prior", noise: float = 0.0) -> torch.Tensor:
-        """First decoder state for `num_samples` outputs per source: [layers, batch * num_samples, decoder].
+    def init_state(self, batch: Batch, num_samples: int, latent: str = "prior", noise: float = 0.0) -> State:
+        """The decoder's state for `num_samples` outputs per source (batch * num_samples rows, source by source).
 
         noise > 0: each output's context vector gets its own N(0, noise^2) perturbation (SEQ2SEQ+noise).
         """
-        ctx = self.encoder.source(batch).repeat_interleave(num_samples, 0)
-        return self.decoder.init_state(ctx + noise * torch.randn_like(ctx) if noise else ctx)
+        ctx, memory = self.encoder.read(batch)
+        ctx = ctx.repeat_interleave(num_samples, 0)
+        memory = memory.repeat(num_samples) if memory is not None else None
+        return self.decoder.init_state(ctx + noise * torch.randn_like(ctx) if noise else ctx, memory)
 
-    def step(self, tokens: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """One decoding step: tokens [n] -> logits [n, vocab] and the next state."""
-        return self.decoder.step(tokens, h)
+        return self.decoder.step(tokens, state)
 
 
 class LanguageModel(Seq2Seq):
-    """p(y): the decoder started from a learned constant state; the source is ignored."""
+    """p(y): the decoder started from a learned constant state; the source is ignored (no attention either)."""
 
     def __init__(self, vocab: int, cfg: Config, unk_id: int):
         nn.Module.__init__(self)
@@ -87,12 +92,12 @@ class LanguageModel(Seq2Seq):
     def log_likelihood(self, batch: Batch, num_samples: int = 1) -> torch.Tensor:
         return self.prefix_log_prob(batch.target, batch.target_lens)
 
-    def init_state(self, batch: Batch, num_samples: int, latent: str = "prior", noise: float = 0.0) -> torch.Tensor:
+    def init_state(self, batch: Batch, num_samples: int, latent: str = "prior", noise: float = 0.0) -> State:
         cond = self._cond(batch.size * num_samples)
         return self.decoder.init_state(cond + noise * torch.randn_like(cond) if noise else cond)
 
-    def start_state(self, n: int) -> torch.Tensor:
-        """[layers, n, decoder]: the state before <bos>, for decoding n rows (MMI-antiLM's search term)."""
+    def start_state(self, n: int) -> State:
+        """The state before <bos>, for decoding n rows (MMI-antiLM's search term)."""
         return self.decoder.init_state(self._cond(n))
 
     def prefix_log_prob(self, target: torch.Tensor, target_lens: torch.Tensor) -> torch.Tensor:

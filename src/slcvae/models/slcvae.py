@@ -41,6 +41,7 @@ from slcvae.config import Config
 from slcvae.data.batching import Batch
 from slcvae.models.cvae import CVAE
 from slcvae.models.modules import Encoder, gaussian_nll, mlp
+from slcvae.models.state import Memory
 
 
 class Labeler(nn.Module):
@@ -121,8 +122,8 @@ class SLCVAE(CVAE):
         self.register_buffer("start_step", torch.tensor(-1, dtype=torch.long))
         self.register_buffer("x_gap", torch.zeros(2, dtype=torch.float64))  # [recent, last half of the run]
         self.register_buffer("kl_mean", torch.zeros(2, dtype=torch.float64))  # [EMA sum, EMA weight]
-        # (batch, ctx, y, mu_q) of the last CVAE phase, detached
-        self.encoded: tuple[Batch, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        # (batch, ctx, y, mu_q, memory) of the last CVAE phase, detached (memory: the source's tokens, with attention)
+        self.encoded: tuple[Batch, torch.Tensor, torch.Tensor, torch.Tensor, Memory | None] | None = None
         self.progress = 0.0  # share of the step or time budget spent, from the trainer (`observe`) before every step
 
     def optimizer_groups(self, lr: float) -> dict[str, dict]:
@@ -251,7 +252,8 @@ class SLCVAE(CVAE):
             return self.recovery(batch)
         out, losses = self.elbo(batch, step)
         if self.training:  # the labeling phase that follows on this batch reads x and y from here
-            self.encoded = (batch, out["ctx"].detach(), out["y"].detach(), out["mu_q"].detach())
+            memory = out["memory"].detach() if out["memory"] is not None else None
+            self.encoded = (batch, out["ctx"].detach(), out["y"].detach(), out["mu_q"].detach(), memory)
         if self.training:
             with torch.no_grad():  # the gate's KL: a bias-corrected EMA, decay 0.99 (~100 steps)
                 self.kl_mean.mul_(0.99).add_(torch.stack([losses["kl"].detach().double(), self.kl_mean.new_ones(())]), alpha=0.01)
@@ -275,8 +277,9 @@ class SLCVAE(CVAE):
         (finding 2 in docs/design.md: labels that arrive earlier carry x's content into z). Two running
         means (`x_gap_plateaued`) make "stopped growing" mean the same at any budget.
         """
-        ctx = out["ctx"].roll(1, 0)  # every row gets its neighbour's context, same z and target
-        other = self.decoder.nll(torch.cat([ctx, out["z"]], -1), batch.target, batch.target_lens).mean()
+        ctx = out["ctx"].roll(1, 0)  # every row gets its neighbour's context (and source tokens), same z and target
+        memory = out["memory"].index(torch.arange(-1, batch.size - 1) % batch.size) if out["memory"] is not None else None
+        other = self.decoder.nll(torch.cat([ctx, out["z"]], -1), batch.target, batch.target_lens, memory=memory).mean()
         gap = ((other - rec) / (batch.target_lens - 1).float().mean()).double()
         s = self.cfg.slcvae
         if x_gap_plateaued(self.x_gap, float(gap), step, s.plateau, s.watch_every):
@@ -294,16 +297,16 @@ class SLCVAE(CVAE):
         """
         w, even = self.cfg.slcvae.label_prior, self.cfg.slcvae.label_even
         with torch.no_grad():
-            seen, ctx, y, mu_q = self.encoded if self.encoded is not None else (None, None, None, None)
+            seen, ctx, y, mu_q, memory = self.encoded if self.encoded is not None else (None,) * 5
             if seen is not batch:  # no CVAE phase on this batch before (a caller of its own): encode it here
-                ctx = self.encoder.source(batch)
+                ctx, memory = self.encoder.read(batch)
                 # y feeds a shared labeler and q's mean; a labeler with its own encoders and free labels needs neither
                 y = self.encoder.target(batch) if self.labeler.encoder is None or self.labeler.residual else None
                 mu_q = self.posterior(torch.cat([ctx, y], -1))[0] if self.labeler.residual else None
             mu_p, logvar_p = self.prior(ctx) if w > 0 or even > 0 else (None, None)  # [batch, latent] each
         z_star = self.labeler(batch, ctx, y, mu_q)
         with frozen(self.decoder):
-            rec = self.decoder.nll(torch.cat([ctx, z_star], -1), batch.target, batch.target_lens).mean()
+            rec = self.decoder.nll(torch.cat([ctx, z_star], -1), batch.target, batch.target_lens, memory=memory).mean()
         losses = {"recovery": rec, "loss": rec}
         if self.labeler.residual:
             losses["move"] = ((z_star - mu_q) ** 2).sum(-1).mean()

@@ -327,7 +327,7 @@ def run(
     to score on the spec's validation file (results.valid.json, report.valid.md) for choosing a setting."""
     from rich.console import Console
 
-    from slcvae.training.distributed import resolve_device
+    from slcvae.loading import resolve_device
 
     if isinstance(spec, Spec):
         spec = dataclasses.replace(spec, out=Path(out)) if out is not None else spec

@@ -16,15 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from slcvae.config import Config
+from slcvae.data.batching import encode
 from slcvae.data.corpus import Example, read_corpus
 from slcvae.errors import InputError
 from slcvae.evaluation import evaluate_texts, latent_health
 from slcvae.evaluation.metrics import mode_coverage_at
+from slcvae.evaluation.source_use import source_use
 from slcvae.generation import GenerateConfig, generate
 from slcvae.io import OutputLock, write_json_atomic
-from slcvae.training import load_model_dir, train
-from slcvae.training.checkpoint import load_checkpoint
-from slcvae.training.distributed import resolve_device
+from slcvae.loading import load_checkpoint, load_model_dir, resolve_device
+from slcvae.training import train
 
 
 def train_run(cfg: Config, train_path: Path, valid_path: Path, run_dir: Path) -> float:
@@ -133,14 +134,14 @@ def score_run(
     `split` names what `test` is: "test" writes test.pred.jsonl and eval.json, another name (e.g. "valid", for
     choosing a setting without looking at the test set) writes {split}.pred.jsonl and {split}.eval.json beside them.
 
-    Metrics: evaluate_texts (BLEU, Distinct, modes where the corpus lists every valid target),
+    Metrics: evaluate_texts (BLEU, Distinct, modes where the corpus lists every valid target), source use,
     latent health with `iw_samples` > 0, `mode_coverage_expected` with `coverage_draws` > 0 (`expected_coverage`),
     and the run's steps, epochs, training seconds and final validation KL / active units (summary.json).
     A cache whose settings differ is recomputed. `device`: where the model generates (the scores do not depend on it
     beyond the draws of z).
     """
     key = {"generate": dataclasses.asdict(gen), "checkpoint": checkpoint, "test": str(test),
-           "test_sources": test_sources, "iw_samples": iw_samples}  # fmt: skip
+           "test_sources": test_sources, "iw_samples": iw_samples, "source_use": True}  # fmt: skip
     if coverage_draws:  # absent when off, so the caches of runs scored before it existed stay valid
         key["coverage_draws"] = coverage_draws
     cache = out_dir / ("eval.json" if split == "test" else f"{split}.eval.json")
@@ -158,9 +159,11 @@ def score_run(
     metrics: dict[str, Any] = evaluate_texts(samples, [ex.targets for ex in tests], modes=all(ex.complete for ex in tests))
     if coverage_draws and "mode_coverage" in metrics and gen.decode in ("greedy", "sample"):
         metrics["mode_coverage_expected"] = expected_coverage(model, tokenizer, cfg, tests, gen, coverage_draws, anti_lm)
-    if iw_samples:  # on the scored sources, one pair per target, with the model already loaded
-        pairs = [Example(ex.source, [t], ex.line) for ex in tests for t in ex.targets]
+    pairs = [Example(ex.source, [t], ex.line) for ex in tests for t in ex.targets]  # the scored sources, a pair per target
+    if iw_samples:  # with the model already loaded
         metrics.update(latent_health(model, tokenizer, cfg, pairs, iw_samples))
+    else:  # latent health includes it; without, source use still reaches every report
+        metrics["source_use"] = source_use(model, encode(pairs, tokenizer, cfg.data), tokenizer, cfg.train.batch_size)
     summary = json.loads((train_dir / "summary.json").read_text(encoding="utf-8"))
     metrics.update(steps=summary["steps"], epochs=summary["epochs"], train_seconds=summary["train_seconds"])
     valid = summary.get("valid") or {}

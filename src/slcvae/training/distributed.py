@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from slcvae.errors import InputError
+from slcvae.loading import resolve_device
 
 
 @dataclass
@@ -26,18 +26,6 @@ class Context:
     @property
     def main(self) -> bool:
         return self.rank == 0
-
-
-def resolve_device(name: str) -> torch.device:
-    """`cpu`, `cuda`, `cuda:N` or `auto` (cuda when available), checked at the boundary."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device", None, f"{name!r} asked for, but torch sees no CUDA device")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise InputError("--device", None, f"unknown device {name!r} (cpu, cuda, cuda:N or auto)") from None
 
 
 def setup(device: str) -> Context:

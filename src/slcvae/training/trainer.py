@@ -20,15 +20,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from slcvae.config import RESUME_FREE, Config, config_diff
-from slcvae.data.batching import Batch, Encoded, bucket_order, collate, encode, fit_tokenizer
+from slcvae.data.batching import Batch, bucket_order, collate, encode, fit_tokenizer
 from slcvae.data.corpus import read_pairs
 from slcvae.data.tokenizer import TextTokenizer
 from slcvae.errors import InputError, TrainingDiverged
+from slcvae.evaluation.validation import validate
 from slcvae.io import OutputLock, fingerprint, write_json_atomic, write_text_atomic
+from slcvae.loading import load_checkpoint, load_model_dir, load_run_checkpoint
 from slcvae.models import Seq2Seq, build_model
-from slcvae.models.latent import active_units, mutual_information
 from slcvae.training import distributed
-from slcvae.training.checkpoint import load_checkpoint, save_atomic
+from slcvae.training.checkpoint import save_atomic
 
 console = Console(stderr=True)
 
@@ -295,6 +296,8 @@ def _train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resum
 
 # Below this KL (nats per source) the posterior is the prior: the decoder ignores z (KL vanishing).
 KL_VANISHED = 0.1
+# Below this source use (nats per target, evaluation/source_use.py) the outputs do not depend on the source.
+SOURCE_IGNORED = 0.1
 
 
 def run_warnings(model: Seq2Seq, metrics: dict[str, float], state: TrainState) -> list[str]:
@@ -304,6 +307,11 @@ def run_warnings(model: Seq2Seq, metrics: dict[str, float], state: TrainState) -
         warnings.append(
             f"KL stayed near zero ({metrics['kl']:.3g} nats at step {state.step}): the decoder ignores z, "
             "so samples from the prior will be alike (KL vanishing)"
+        )
+    if model.cfg.model_name != "lm" and metrics.get("source_use", math.inf) < SOURCE_IGNORED:  # the LM reads no source
+        warnings.append(
+            f"the model takes {metrics['source_use']:.3g} nats per target from its source (validation, step {state.step}): "
+            "its outputs barely depend on the source; on dialogue try --set model.attention=true"
         )
     schedule = model.schedule(state.step)
     if schedule.get("label_gated"):
@@ -339,69 +347,5 @@ def _logged_step(line: str) -> float:
         return math.inf
 
 
-@torch.no_grad()
-def validate(
-    model: Seq2Seq, data: Encoded, tokenizer: TextTokenizer, batch_size: int, step: int, iw_samples: int = 0
-) -> dict[str, float]:
-    """Validation means per source: rec, kl, elbo = rec + kl, per-token nll and ppl, each phase's extra
-    losses (bow, label, recovery) and, for latent models, active units and I(z; x, y) (models/latent.py).
-
-    iw_samples > 0 adds iw_nll (per source) and iw_ppl (per token): the importance-weighted bound
-    on -log p(y|x) with that many samples (the exact NLL for seq2seq).
-    """
-    model.eval()
-    order = np.argsort(data.lengths(), kind="stable")  # similar lengths together: less padding
-    sums: dict[str, float] = defaultdict(float)
-    tokens, mus, logvars = 0, [], []
-    with torch.random.fork_rng():  # validation draws z without moving the training RNG (exact resume)
-        torch.manual_seed(0)
-        for start in range(0, len(order), batch_size):
-            batch = collate(data, order[start : start + batch_size], tokenizer).to(next(model.parameters()).device)
-            tokens += int((batch.target_lens - 1).sum())
-            for phase in model.phases:
-                outputs, losses = model(batch, step=step, phase=phase)
-                for k, v in losses.items():
-                    if k != "loss":
-                        sums[k] += v.item() * batch.size
-                if "mu_q" in outputs:
-                    mus.append(outputs["mu_q"].cpu())
-                    logvars.append(outputs["logvar_q"].cpu())
-            if iw_samples > 0:
-                sums["iw_nll"] -= model.log_likelihood(batch, iw_samples).sum().item()
-        n = len(order)
-        metrics = {k: v / n for k, v in sums.items()}
-        metrics["kl"] = metrics.get("kl", 0.0)
-        metrics["elbo"] = metrics["rec"] + metrics["kl"]
-        metrics["nll_per_token"] = sums["rec"] / tokens
-        metrics["ppl"] = math.exp(min(50.0, metrics["nll_per_token"]))
-        if iw_samples > 0:
-            metrics["iw_ppl"] = math.exp(min(50.0, sums["iw_nll"] / tokens))
-        if mus:
-            mu, logvar = torch.cat(mus), torch.cat(logvars)
-            metrics["active_units"] = float(active_units(mu))
-            metrics["mi"] = mutual_information(mu, logvar)
-    return metrics
-
-
-def load_model_dir(model_dir: Path, checkpoint: str = "best") -> tuple[Seq2Seq, TextTokenizer, Config]:
-    """A trained model, its tokenizer and config from a `slcvae train --out` folder, in eval mode."""
-    model_dir = Path(model_dir)
-    path = model_dir / f"{checkpoint}.pt"
-    if checkpoint == "best" and not path.is_file() and (model_dir / "last.pt").is_file():
-        console.print(f"[yellow]{path} does not exist (no validation was eligible as best); using last.pt")
-        path = model_dir / "last.pt"
-    if not path.is_file():
-        raise InputError(path, 1, "no such checkpoint (is this a folder written by `slcvae train`?)")
-    model, tokenizer, cfg, _ = load_run_checkpoint(model_dir, path)
-    return model, tokenizer, cfg
-
-
-def load_run_checkpoint(model_dir: Path, path: Path) -> tuple[Seq2Seq, TextTokenizer, Config, dict]:
-    """The model of a `slcvae train --out` folder (its config and tokenizer) with the weights of any checkpoint file
-    it wrote, even a copy taken mid-run, in eval mode; also the checkpoint itself (its step and validation metrics)."""
-    cfg = Config.load(Path(model_dir) / "config.json")
-    tokenizer = TextTokenizer.load(Path(model_dir))
-    ckpt = load_checkpoint(Path(path))
-    model = build_model(cfg, tokenizer.vocab_size, tokenizer.unk_id)
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), tokenizer, cfg, ckpt
+__all__ = ["load_model_dir", "load_run_checkpoint", "train", "validate"]  # the loaders and validation live in loading.py
+# and evaluation/validation.py; re-exported for the scripts that import them from here
