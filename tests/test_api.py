@@ -113,9 +113,13 @@ def test_options_act(run_dir):
         ({"sources": [3]}, "must be a string or a list"),
         ({"sources": ["a"], "do_sample": True, "num_beams": 2}, "does not sample"),
         ({"sources": ["a"], "latent": "posterior"}, "one target per source"),
-        ({"sources": ["a"], "top_p": 0.0}, "--top-p"),
-        ({"sources": ["a"], "repetition_penalty": 0.0}, "--repetition-penalty"),
+        ({"sources": ["a"], "top_p": 0.0}, "^top_p: must be in"),
+        ({"sources": ["a"], "repetition_penalty": 0.0}, "^repetition_penalty: must be > 0"),
         ({"sources": ["a"], "max_new_tokens": 0}, "max_new_tokens"),
+        ({"sources": ["a"], "num_return_sequences": 0}, "^num_return_sequences: must be >= 1, got 0"),
+        ({"sources": ["a"], "max_length": 20}, r"^max_length: unknown argument \(use max_new_tokens\)"),
+        ({"sources": ["a"], "num_beam_groups": 2}, "diverse_beam is a seq2seq decoding baseline"),  # an SLCVAE varies z
+        ({"sources": ["a"], "noise": 0.5}, "^noise: is a seq2seq decoding baseline"),
     ],
 )
 def test_bad_arguments_name_themselves(run_dir, kwargs, match):

@@ -196,3 +196,25 @@ def test_attention_with_copy_through_the_cli_the_api_and_the_server(tmp_path, sy
     with TestClient(create_app(gen, name="att")) as client:
         reply = client.post("/v1/generate", json={"sources": ["item : hat | color : red"], "n": 2})
         assert reply.status_code == 200 and [len(row) for row in reply.json()["samples"]] == [2]
+
+
+def test_a_saved_config_without_the_attention_fields_loads_as_it_was_trained(tmp_path, monkeypatch):
+    """Runs saved before model.attention existed used the first-state decoder: they load that way whatever the
+    default becomes (config.LEGACY)."""
+    import json
+
+    from slcvae import config as config_module
+    from slcvae.config import Config
+
+    saved = build_config("cvae").to_dict()
+    del saved["model"]["attention"], saved["model"]["copy"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = Config.load(tmp_path / "config.json")
+    assert (loaded.model.attention, loaded.model.copy) == (False, False)
+    # the missing field takes LEGACY's value, not the default (here a LEGACY that differs from the default)
+    monkeypatch.setitem(config_module.LEGACY["model"], "attention", True)
+    assert Config().model.attention is False and Config.load(tmp_path / "config.json").model.attention is True
+    monkeypatch.setitem(config_module.LEGACY["model"], "attention", False)
+    saved["model"]["attention"] = True  # a field the config holds is read as saved
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert Config.load(tmp_path / "config.json").model.attention is True

@@ -244,6 +244,24 @@ def test_seq2seq_decoding_baselines_diverse_beam_and_mmi(tmp_path, synth_dir):
     )
     cvae = ["generate", "--model-dir", runs["cvae"], "--input", synth_dir / "test.jsonl", "--output", tmp_path / "x.jsonl"]
     assert_one_line_error(invoke(*cvae, "--decode", "diverse_beam"), "--decode", "seq2seq decoding baseline")
+    # the same requests through the Python API (Hugging Face's names) give the CLI's outputs for the same seed
+    import slcvae
+    from slcvae.data.corpus import read_corpus
+
+    sources = [ex.source_text for ex in read_corpus(synth_dir / "test.jsonl")]
+    gen = slcvae.Generator.from_pretrained(runs["seq2seq"])
+    requests = [
+        (["--decode", "diverse_beam", "--beam-size", 4, "--diversity", 1.0, "--no-repeat-ngram-size", 2],
+         dict(num_beams=4, num_beam_groups=4, diversity_penalty=1.0, no_repeat_ngram_size=2)),
+        (["--decode", "mmi", "--lm", runs["lm"], "--beam-size", 6], dict(num_beams=6, lm=runs["lm"])),
+        (["--decode", "sample", "--noise", 0.5, "--top-k", 5, "--repetition-penalty", 1.3, "--max-new-tokens", 6],
+         dict(do_sample=True, noise=0.5, top_k=5, repetition_penalty=1.3, max_new_tokens=6)),
+    ]  # fmt: skip
+    for cli, api in requests:
+        out = tmp_path / "same.jsonl"
+        assert invoke(*base, "--output", out, "--seed", 5, "--batch-size", 100, *cli).exit_code == 0
+        rows = [json.loads(line)["samples"] for line in out.read_text().splitlines()]
+        assert gen.generate(sources, 4, seed=5, suppress_unk=False, batch_size=100, **api) == rows, cli
 
 
 def test_file_faults_are_one_line_errors(tmp_path, synth_dir, monkeypatch):

@@ -24,6 +24,11 @@ def test_generate_model_health_page(gen):
         assert reply.status_code == 200, reply.text
         body = reply.json()
         assert [len(row) for row in body["samples"]] == [3, 3]
+        # Hugging Face's name for n, and the same samples as the Python API for the same seed
+        same = {"sources": ["hello"], "num_return_sequences": 4, "do_sample": True, "top_k": 5, "seed": 3}
+        reply = client.post("/v1/generate", json=same)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["samples"] == gen.generate(["hello"], num_return_sequences=4, do_sample=True, top_k=5, seed=3)
         assert body["model"] == "tiny" and body["elapsed_ms"] > 0
         info = client.get("/v1/model").json()
         assert (info["family"], info["limits"]["max_n"], info["config"]["model"]["latent"]) == ("slcvae", 50, 4)
@@ -44,6 +49,9 @@ def test_generate_model_health_page(gen):
         ({"sources": ["hi"], "temperature": 0}, "temperature", "greater than 0"),
         ({"sources": ["hi"], "colour": "red"}, "colour", "Extra inputs"),
         ({"sources": ["hi"], "latent": "posterior"}, "targets", "one target per source"),
+        ({"sources": ["hi"], "num_return_sequences": 51}, "num_return_sequences", "less than or equal to 50"),
+        ({"sources": ["hi"], "noise": 0.5}, "noise", "seq2seq decoding baseline"),  # this model is an SLCVAE
+        ({"sources": ["hi"], "num_beam_groups": 2}, "num_beam_groups", "seq2seq decoding baseline"),
     ],
 )
 def test_limits_answer_422_naming_the_field(gen, body, field, words):

@@ -146,9 +146,15 @@ class Config:
         if raw.get("model_name", "slcvae") not in MODELS:
             raise InputError(path, 1, f"unknown model_name {raw.get('model_name')!r} (choose from {', '.join(MODELS)})")
         config = cls(model_name=raw.get("model_name", "slcvae"))
+        # a field the saved config lacks was added later: the run was trained with the behaviour from before it
+        apply_overrides(config, {s: {k: v for k, v in f.items() if k not in raw.get(s, {})} for s, f in LEGACY.items()}, path)
         apply_overrides(config, {k: v for k, v in raw.items() if k != "model_name"}, path)
         return config
 
+
+# Fields added after runs were saved, with the value that reproduces those runs: `Config.load` gives a saved config
+# that lacks one this value, whatever today's default is.
+LEGACY: dict[str, dict[str, Any]] = {"model": {"attention": False, "copy": False}}
 
 # The remedy each baseline name switches on; everything else is the plain CVAE.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import save_file
@@ -25,7 +26,7 @@ from slcvae.data.tokenizer import TextTokenizer
 from slcvae.errors import InputError
 from slcvae.generation.decode import GenerateConfig, generate
 from slcvae.io import replace_atomic, write_json_atomic
-from slcvae.loading import FORMAT, FORMAT_VERSION, META, WEIGHTS, load_model, resolve_device
+from slcvae.loading import FORMAT, FORMAT_VERSION, META, WEIGHTS, load_lm, load_model, resolve_device
 
 
 def as_example(source: object, where: str) -> Example:
@@ -116,6 +117,12 @@ class Generator:
         top_k: int = 0,
         top_p: float = 1.0,
         num_beams: int = 1,
+        num_beam_groups: int = 1,
+        diversity_penalty: float = 0.5,
+        noise: float = 0.0,
+        lm: str | Path | None = None,
+        mmi_weight: float = 0.5,
+        mmi_tokens: int = 5,
         latent: str = "prior",
         targets: Sequence[str] | None = None,
         max_new_tokens: int | None = None,
@@ -126,14 +133,23 @@ class Generator:
         seed: int | None = None,
         generator: torch.Generator | None = None,
         batch_size: int = 64,
+        **unknown: Any,
     ) -> list[list[str]]:
         """num_return_sequences outputs per source: [len(sources)][num_return_sequences].
 
         sources: one source or a list; a source is a string (turns separated by ` __eou__ `) or a list
         of turns. Greedy decoding by default: a CVAE's diversity comes from z ~ p(z|x) (`latent`
         "prior"); "posterior" draws z ~ q(z|x, y) and needs one target per source in `targets`.
-        num_beams > 1: beam search (per z for latent models; an N-best list for seq2seq).
+        num_beams > 1: beam search (per z for latent models; an N-best list for seq2seq); with num_beam_groups > 1,
+        diverse beam search (seq2seq; diversity_penalty per earlier group's choice). The other seq2seq decoding
+        baselines: noise > 0 (Gaussian noise on the context vector per output), lm = a trained `lm` folder
+        (MMI-antiLM: beam search steered and reranked by -mmi_weight log p_LM of the first mmi_tokens tokens).
+        Errors name the argument as spelled here.
         """
+        if unknown:
+            name = next(iter(unknown))
+            hint = " (use max_new_tokens)" if name == "max_length" else ""
+            raise InputError(name, None, f"unknown argument{hint}; see help(Generator.generate)")
         items = [sources] if isinstance(sources, str) else list(sources)
         if not items:
             raise InputError("sources", None, "no sources given")
@@ -156,13 +172,26 @@ class Generator:
             raise InputError("max_new_tokens", None, f"must be >= 1, got {max_new_tokens}")
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,), generator=generator or self.rng))
+        if num_beam_groups < 1:
+            raise InputError("num_beam_groups", None, f"must be >= 1, got {num_beam_groups}")
+        decode = "beam" if num_beams > 1 else ("sample" if do_sample else "greedy")
+        if num_beam_groups > 1:
+            decode = "diverse_beam"
+        if lm is not None:
+            decode = "mmi"
         cfg = GenerateConfig(
             num_samples=num_return_sequences,
-            decode="beam" if num_beams > 1 else ("sample" if do_sample else "greedy"),
+            decode=decode,
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,
             beam_size=num_beams,
+            beam_groups=num_beam_groups if num_beam_groups > 1 else 0,
+            diversity=diversity_penalty,
+            lm=str(lm or ""),
+            mmi_weight=mmi_weight,
+            mmi_tokens=mmi_tokens,
+            noise=noise,
             latent=latent,
             suppress_unk=suppress_unk,
             no_repeat_ngram_size=no_repeat_ngram_size,
@@ -172,4 +201,24 @@ class Generator:
             batch_size=batch_size,
             seed=seed,
         )
-        return generate(self.model, self.tokenizer, examples, self.config.data, cfg)
+        try:
+            anti_lm = load_lm(Path(lm), self.tokenizer).to(self.device) if lm is not None else None
+            return generate(self.model, self.tokenizer, examples, self.config.data, cfg, anti_lm)
+        except InputError as err:  # GenerateConfig speaks the CLI's option names; say this method's
+            if isinstance(err.path, str) and err.path in API_NAMES:
+                raise InputError(API_NAMES[err.path], err.line, err.message.replace("--decode mmi", "lm")) from None
+            raise
+
+
+# GenerateConfig's errors name CLI options; these are the same options as this API's arguments
+API_NAMES = {
+    "--num-samples": "num_return_sequences",
+    "--decode": "do_sample / num_beams / num_beam_groups / lm",
+    "--beam-size": "num_beams",
+    "--beam-groups": "num_beam_groups",
+    "--diversity": "diversity_penalty",
+    "--lm": "lm",
+    **{f"--{name.replace('_', '-')}": name for name in (
+        "temperature", "top_k", "top_p", "mmi_weight", "mmi_tokens", "noise", "latent", "no_repeat_ngram_size",
+        "min_new_tokens", "repetition_penalty", "max_new_tokens", "batch_size")},
+}  # fmt: skip

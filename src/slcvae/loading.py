@@ -124,3 +124,15 @@ def load_run_checkpoint(model_dir: Path, path: Path) -> tuple[Seq2Seq, TextToken
     model = build_model(cfg, tokenizer.vocab_size, tokenizer.unk_id)
     model.load_state_dict(ckpt["model"])
     return model.eval(), tokenizer, cfg, ckpt
+
+
+def load_lm(lm_dir: Path | None, tokenizer):
+    """The anti-language model for --decode mmi; it must share the generator's vocabulary."""
+    if lm_dir is None:
+        raise InputError("--lm", None, "--decode mmi needs --lm, a folder written by `slcvae train --model lm`")
+    lm, lm_tok, lm_cfg = load_model_dir(Path(lm_dir), "last")
+    if lm_cfg.model_name != "lm":
+        raise InputError(Path(lm_dir) / "config.json", 1, f"holds model {lm_cfg.model_name!r}, not an lm")
+    if lm_tok.tokenizer.get_vocab() != tokenizer.tokenizer.get_vocab():
+        raise InputError(Path(lm_dir) / "tokenizer.json", 1, "the language model's vocabulary differs from the generator's")
+    return lm

@@ -142,6 +142,11 @@ def generate(
     mmi_tokens: Annotated[int, typer.Option(help="mmi: the anti-LM scores the first this many tokens")] = 5,
     latent: Annotated[str, typer.Option(help="prior: z ~ p(z|x) | posterior: z ~ q(z|x,y)")] = "prior",
     noise: Annotated[float, typer.Option(help="seq2seq + noise: std of Gaussian noise on the context vector (0 = off)")] = 0.0,
+    no_repeat_ngram_size: Annotated[int, typer.Option(help="ban repeating any n-gram of this size in an output (0 = off)")] = 0,
+    repetition_penalty: Annotated[float, typer.Option(help="CTRL's penalty on tokens already generated (1 = off)")] = 1.0,
+    min_new_tokens: Annotated[int, typer.Option(help="no <eos> before this many tokens (0 = off)")] = 0,
+    max_new_tokens: Annotated[int, typer.Option(help="output length limit in tokens (0 = the model's data.max_target_len)")] = 0,
+    suppress_unk: Annotated[bool, typer.Option(help="never emit <unk> (off: scores show what the model does)")] = False,
     checkpoint: Annotated[str, typer.Option(help="best | last")] = "best",
     seed: Annotated[
         int, typer.Option(help="seed for z and token sampling (chunk c of --batch-size sources uses seed + c)")
@@ -160,7 +165,8 @@ def generate(
         raise InputError("--checkpoint", None, f"must be best or last, got {checkpoint!r}")
     gen = GenerateConfig(
         num_samples, decode, temperature, top_k, top_p, beam_size, beam_groups, diversity, str(lm or ""), mmi_weight,
-        mmi_tokens, latent, noise, batch_size=batch_size, seed=seed,
+        mmi_tokens, latent, noise, suppress_unk, no_repeat_ngram_size, min_new_tokens, repetition_penalty, max_new_tokens,
+        batch_size=batch_size, seed=seed,
     )  # fmt: skip
     gen.validate()
     if output.is_dir():
@@ -169,7 +175,7 @@ def generate(
     model, tokenizer, cfg = load_model_dir(model_dir, checkpoint)
     model.to(resolve_device(device))
     anti_lm = load_lm(lm, tokenizer) if decode == "mmi" else None
-    _, first = generate_file(model, tokenizer, cfg, examples, gen, output, anti_lm, resume, chunk=batch_size)
+    _, first = generate_file(model, tokenizer, cfg, examples, gen, output, anti_lm, resume, chunk=batch_size, progress=True)
     how = f" (resumed after {first})" if resume else ""
     print(f"wrote {len(examples)} sources x {num_samples} samples to {output}{how}", file=sys.stderr)
 

@@ -29,6 +29,8 @@ COLUMNS = [  # (key, header)
     ("bleu_recall", "BLEU-R"),
     ("distinct_1", "Dist-1"),
     ("distinct_2", "Dist-2"),
+    ("generic_share", "generic"),  # share of all samples that are one of the 10 most frequent outputs
+    ("source_use", "src nats"),  # nats per target taken from the source (test pairs): 0 = the source is ignored
     ("kl", "KL"),
     ("active_units", "AU"),
     ("steps", "steps"),

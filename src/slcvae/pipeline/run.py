@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from slcvae.config import Config
 from slcvae.data.batching import encode
 from slcvae.data.corpus import Example, read_corpus
@@ -24,7 +26,7 @@ from slcvae.evaluation.metrics import mode_coverage_at
 from slcvae.evaluation.source_use import source_use
 from slcvae.generation import GenerateConfig, generate
 from slcvae.io import OutputLock, write_json_atomic
-from slcvae.loading import load_checkpoint, load_model_dir, resolve_device
+from slcvae.loading import load_checkpoint, load_lm, load_model_dir, resolve_device
 from slcvae.training import train
 
 
@@ -46,18 +48,6 @@ def train_run(cfg: Config, train_path: Path, valid_path: Path, run_dir: Path) ->
         saved["train"]["max_minutes"] = budget
         write_json_atomic(run_dir / "config.json", saved)
     return time.monotonic() - started
-
-
-def load_lm(lm_dir: Path | None, tokenizer):
-    """The anti-language model for --decode mmi; it must share the generator's vocabulary."""
-    if lm_dir is None:
-        raise InputError("--lm", None, "--decode mmi needs --lm, a folder written by `slcvae train --model lm`")
-    lm, lm_tok, lm_cfg = load_model_dir(Path(lm_dir), "last")
-    if lm_cfg.model_name != "lm":
-        raise InputError(Path(lm_dir) / "config.json", 1, f"holds model {lm_cfg.model_name!r}, not an lm")
-    if lm_tok.tokenizer.get_vocab() != tokenizer.tokenizer.get_vocab():
-        raise InputError(Path(lm_dir) / "tokenizer.json", 1, "the language model's vocabulary differs from the generator's")
-    return lm
 
 
 def kept_lines(output: Path, examples: list[Example]) -> int:
@@ -82,18 +72,24 @@ def kept_lines(output: Path, examples: list[Example]) -> int:
 
 def generate_file(
     model, tokenizer, cfg: Config, examples: list[Example], gen: GenerateConfig, output: Path,
-    anti_lm=None, resume: bool = False, chunk: int = 0,
+    anti_lm=None, resume: bool = False, chunk: int = 0, progress: bool = False,
 ) -> tuple[list[list[str]], int]:  # fmt: skip
     """Write one {"source", "samples"} JSON line per source, flushed chunk by chunk; returns (samples made, resumed after).
 
     Chunk c (`chunk` sources, 0 = all in one) is generated with seed + c, and resume restarts at a
-    chunk boundary, so a resumed file equals an uninterrupted one byte for byte.
+    chunk boundary, so a resumed file equals an uninterrupted one byte for byte. progress: a bar with the sources
+    done and the time left on stderr (the CLI's; compare's workers write none).
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     chunk = chunk or max(1, len(examples))
     output.parent.mkdir(parents=True, exist_ok=True)
     made: list[list[str]] = []
-    with OutputLock.file(output):
+    bar = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=Console(stderr=True), disable=not progress, transient=True)  # fmt: skip
+    with OutputLock.file(output), bar:
         first = (kept_lines(output, examples) if resume else 0) // chunk
+        task = bar.add_task("sources", total=len(examples), completed=first * chunk)
         lines = output.read_text(encoding="utf-8").splitlines(keepends=True)[: first * chunk] if first else []
         keep = len("".join(lines).encode())
         with open(output, "r+b" if first else "wb") as f:
@@ -106,6 +102,7 @@ def generate_file(
                     f.write((json.dumps({"source": ex.source_text, "samples": samples}, ensure_ascii=False) + "\n").encode())
                 f.flush()
                 made.extend(outputs)
+                bar.advance(task, len(part))
     return made, first * chunk
 
 

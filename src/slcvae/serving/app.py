@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from slcvae.errors import InputError
 from slcvae.generator import Generator
@@ -155,12 +155,17 @@ def create_app(generator: Generator, cfg: ServeConfig | None = None, name: str =
         sources: list[Turn | list[Turn]] = Field(
             min_length=1, max_length=cfg.max_sources, description="strings (turns split at ` __eou__ `) or lists of turns"
         )
-        n: int = Field(10, ge=1, le=cfg.max_n, description="outputs per source")
+        n: int = Field(
+            10, ge=1, le=cfg.max_n, validation_alias=AliasChoices("n", "num_return_sequences"), description="outputs per source"
+        )
         do_sample: bool = Field(False, description="sample tokens; greedy otherwise (a CVAE varies z)")
         temperature: float = Field(1.0, gt=0, le=100)
         top_k: int = Field(0, ge=0)
         top_p: float = Field(1.0, gt=0, le=1)
         num_beams: int = Field(1, ge=1, le=20)
+        num_beam_groups: int = Field(1, ge=1, le=20, description="> 1: diverse beam search (seq2seq)")
+        diversity_penalty: float = Field(0.5, ge=0, le=100, description="diverse beam: cost of an earlier group's token")
+        noise: float = Field(0.0, ge=0, le=100, description="seq2seq + noise: std of the noise on the context vector")
         latent: Literal["prior", "posterior"] = "prior"
         targets: list[Turn] | None = Field(None, description="latent=posterior: one target per source")
         max_new_tokens: int | None = Field(None, ge=1, le=cfg.max_new_tokens)
