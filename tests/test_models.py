@@ -146,13 +146,18 @@ def test_labeling_phase_trains_only_the_labeler(tok, label_prior):
     else:
         assert set(losses) == {"recovery", "loss"}
     losses["loss"].backward()
+    assert_only_the_labeler_learned(model)
+    assert all(p.requires_grad for p in model.parameters())  # frozen() restored the flags
+
+
+def assert_only_the_labeler_learned(model):
+    """After a labeling phase's backward: every labeler parameter has a gradient, no other parameter has one."""
     labeler = set(model.labeler.parameters())
     for name, p in model.named_parameters():
         if p in labeler:
             assert p.grad is not None and p.grad.abs().sum() > 0, f"labeler {name} got no gradient"
         else:
             assert p.grad is None, f"{name} got a gradient in the labeling phase"
-    assert all(p.requires_grad for p in model.parameters())  # frozen() restored the flags
 
 
 def test_label_even_adds_the_variance_of_the_labels_prior_radius_and_trains_only_the_labeler(tok):
