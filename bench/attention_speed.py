@@ -14,7 +14,6 @@ batch 30, Adam). Figures (median of --repeats after one warm-up, as bench/throug
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_attention import BaselineAttentionSeq2Seq  # noqa: E402
 from throughput import DAILYDIALOG, LENGTH, VOCAB, baseline_source, dailydialog_batches, random_batches  # noqa: E402
-from timing import median_time  # noqa: E402
+from timing import median_time, throughput_args  # noqa: E402
 
 from slcvae.config import build_config  # noqa: E402
 from slcvae.data.batching import encode  # noqa: E402
@@ -49,15 +48,7 @@ def trainer(model, loss_fn):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    p.add_argument("--repeats", type=int, default=3, help="timed repetitions per figure (median)")
-    p.add_argument("--batches", type=int, default=5, help="training batches per repetition")
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    r: dict[str, float | int | str] = {"threads": torch.get_num_threads(), "torch": torch.__version__}
+    args, r = throughput_args(__doc__, repeats=3, batches=5)
     cfg = build_config("seq2seq", sets=["model.attention=true", "train.batch_size=30"])
     torch.manual_seed(0)
     ours = build_model(cfg, VOCAB, 1)

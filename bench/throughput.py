@@ -19,7 +19,6 @@ Each figure is the median of --repeats timed repetitions after one warm-up repet
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import sys
@@ -30,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_cvae import BaselineCVAE  # noqa: E402
-from timing import median_time  # noqa: E402
+from timing import median_time, throughput_args  # noqa: E402
 
 from slcvae.config import build_config  # noqa: E402
 from slcvae.data.batching import Encoded, bucket_order, collate, encode  # noqa: E402
@@ -138,15 +137,7 @@ def dailydialog_batches(n: int) -> tuple[list[tuple], int, list[Example]]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    p.add_argument("--repeats", type=int, default=5, help="timed repetitions per figure (median)")
-    p.add_argument("--batches", type=int, default=10, help="training batches per repetition")
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    r: dict[str, float | int | str] = {"threads": torch.get_num_threads(), "torch": torch.__version__}
+    args, r = throughput_args(__doc__, repeats=5, batches=10)
     r["gemm_gflops"] = gemm_gflops(args.repeats)
 
     rng = np.random.default_rng(0)

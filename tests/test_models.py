@@ -116,7 +116,7 @@ def test_context_norm_keeps_the_shared_part_of_the_gradient_from_the_encoder(tok
     shared = torch.randn(12)
     (enc.source(b) @ shared).sum().backward()
     g = torch.cat([p.grad.flatten() for p in enc.utterance.parameters()])
-    assert (g.abs().max() < 1e-6) == (norm == "batch")
+    assert (g.abs().max() < 1e-5) == (norm == "batch")  # batch norm: 0 up to float rounding (~1e-6 at one thread)
     enc.zero_grad()
     (enc.source(b)[0] @ shared).backward()  # the first source alone: its difference from the others
     assert torch.cat([p.grad.flatten() for p in enc.utterance.parameters()]).abs().max() > 1e-4
