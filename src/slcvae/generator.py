@@ -61,6 +61,7 @@ class Generator:
     ):
         self.model, self.tokenizer, self.config = model.eval(), tokenizer, config
         self.summary = summary or {}
+        self.lms: dict[str, torch.nn.Module] = {}  # MMI's anti-language models by folder, loaded on first use
         self.rng = torch.Generator()
         if seed is None:
             self.rng.seed()
@@ -86,6 +87,13 @@ class Generator:
         """
         model, tokenizer, config, summary = load_model(path, checkpoint)
         return cls(model, tokenizer, config, summary, seed).to(device)
+
+    def language_model(self, path: Path) -> torch.nn.Module:
+        """The anti-language model in `path` (MMI), loaded once per folder and kept on this generator's device."""
+        key = str(path.resolve())
+        if key not in self.lms:
+            self.lms[key] = load_lm(path, self.tokenizer)
+        return self.lms[key].to(self.device)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write a self-contained model folder (weights as safetensors, config and tokenizer as JSON); returns it."""
@@ -202,7 +210,7 @@ class Generator:
             seed=seed,
         )
         try:
-            anti_lm = load_lm(Path(lm), self.tokenizer).to(self.device) if lm is not None else None
+            anti_lm = self.language_model(Path(lm)) if lm is not None else None
             return generate(self.model, self.tokenizer, examples, self.config.data, cfg, anti_lm)
         except InputError as err:  # GenerateConfig speaks the CLI's option names; say this method's
             if isinstance(err.path, str) and err.path in API_NAMES:

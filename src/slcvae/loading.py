@@ -78,7 +78,7 @@ def load_model(path: str | Path, checkpoint: str = "best") -> tuple[Seq2Seq, Tex
     if not path.is_dir():
         raise InputError(path, None, "no such model folder (a `slcvae train --out` folder or one written by `slcvae export`)")
     if not (path / META).is_file():
-        model, tokenizer, config = load_model_dir(path, checkpoint)
+        model, tokenizer, config = _load_run_folder(path, checkpoint)
         return model, tokenizer, config, read_json(path / "summary.json") if (path / "summary.json").is_file() else {}
     meta = read_json(path / META)
     if meta.get("format") != FORMAT or not isinstance(meta.get("format_version"), int):
@@ -101,10 +101,11 @@ def load_model(path: str | Path, checkpoint: str = "best") -> tuple[Seq2Seq, Tex
 
 
 def load_model_dir(model_dir: Path, checkpoint: str = "best") -> tuple[Seq2Seq, TextTokenizer, Config]:
-    """A trained model, its tokenizer and config from a run folder (or, through `load_model`, an exported one)."""
-    model_dir = Path(model_dir)
-    if (model_dir / META).is_file():
-        return load_model(model_dir, checkpoint)[:3]
+    """A trained model, its tokenizer and config from a run folder or an exported one (`load_model` less the summary)."""
+    return load_model(model_dir, checkpoint)[:3]
+
+
+def _load_run_folder(model_dir: Path, checkpoint: str) -> tuple[Seq2Seq, TextTokenizer, Config]:
     path = model_dir / f"{checkpoint}.pt"
     if checkpoint == "best" and not path.is_file() and (model_dir / "last.pt").is_file():
         print(f"{path} does not exist (no validation was eligible as best); using last.pt", file=sys.stderr)

@@ -57,6 +57,14 @@ class AttentionDecoder(Decoder):
         weights = scores.masked_fill(~memory.mask.unsqueeze(1), -torch.inf).softmax(-1)
         return weights, weights @ memory.values
 
+    def head(self, states: torch.Tensor, read: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """o_t = tanh(W_o [s_t; r_t; c]) (with dropout in training) and the copy gate's logit (None without copy);
+        x = [embed(y_{t-1}); c], the step's input. states, read, x: [..., decoder], [..., n_memory],
+        [..., embedding + n_cond]; teacher forcing and decoding share it, so both compute one distribution."""
+        cond = x[..., self.embed.embedding_dim :]
+        out = self.drop(torch.tanh(self.combine(torch.cat([states, read, cond], -1))))
+        return out, (self.gate(torch.cat([out, read, x], -1)) if self.gate is not None else None)
+
     def nll(
         self,
         cond: torch.Tensor,
@@ -71,12 +79,12 @@ class AttentionDecoder(Decoder):
         x = torch.cat([inputs, cond.unsqueeze(1).expand(-1, inputs.shape[1], -1)], -1)
         states = self.rnn(x, state.h)[0]  # [n, t, decoder]; causal, so real positions are exact
         weights, read = self.attend(states, state.memory)
-        out = self.drop(torch.tanh(self.combine(torch.cat([states, read, x[..., inputs.shape[-1] :]], -1))))
+        out, gate = self.head(states, read, x)
         real = _mask(target_lens - 1, inputs.shape[1])  # [n, t]
         gold = gold_tokens(target, target_lens)
         token_nll = linear_cross_entropy(out[real], self.out.weight, self.out.bias, gold)  # [n_tokens], fused on CPU
-        if self.gate is not None:
-            gate = self.gate(torch.cat([out, read, x], -1))[real].squeeze(-1)  # [n_tokens], a logit
+        if gate is not None:
+            gate = gate[real].squeeze(-1)  # [n_tokens], a logit
             rows = real.nonzero()[:, 0]
             copied = (weights[real] * (memory.ids[rows] == gold.unsqueeze(1))).sum(-1)  # [n_tokens]: attention on gold
             token_nll = -torch.logaddexp(F.logsigmoid(gate) - token_nll, F.logsigmoid(-gate) + copied.clamp(min=TINY).log())
@@ -87,12 +95,10 @@ class AttentionDecoder(Decoder):
         x = torch.cat([self.embed(tokens), state.cond], -1)  # [n, embedding + n_cond]
         states, h = self.rnn(x.unsqueeze(1), state.h)
         weights, read = self.attend(states, state.memory)  # [n, 1, source_len], [n, 1, n_memory]
-        s, read, weights = states[:, 0], read[:, 0], weights[:, 0]
-        out = torch.tanh(self.combine(torch.cat([s, read, state.cond], -1)))
+        out, gate = self.head(states[:, 0], read[:, 0], x)  # gate: [n, 1]
         logits = self.out(out)
-        if self.gate is not None:
-            gate = self.gate(torch.cat([out, read, x], -1))  # [n, 1]
-            copied = torch.zeros_like(logits).scatter_add_(1, state.memory.ids, weights)  # [n, vocab]
+        if gate is not None:
+            copied = torch.zeros_like(logits).scatter_add_(1, state.memory.ids, weights[:, 0])  # [n, vocab]
             generated = F.logsigmoid(gate) + logits.log_softmax(-1)
             logits = torch.logaddexp(generated, F.logsigmoid(-gate) + copied.clamp(min=TINY).log())
         return logits, State(h, state.cond, state.memory)

@@ -278,7 +278,8 @@ class SLCVAE(CVAE):
         means (`x_gap_plateaued`) make "stopped growing" mean the same at any budget.
         """
         ctx = out["ctx"].roll(1, 0)  # every row gets its neighbour's context (and source tokens), same z and target
-        memory = out["memory"].index(torch.arange(-1, batch.size - 1) % batch.size) if out["memory"] is not None else None
+        rolled = torch.arange(-1, batch.size - 1, device=ctx.device) % batch.size  # the rows `roll(1, 0)` gives
+        memory = out["memory"].index(rolled) if out["memory"] is not None else None
         other = self.decoder.nll(torch.cat([ctx, out["z"]], -1), batch.target, batch.target_lens, memory=memory).mean()
         gap = ((other - rec) / (batch.target_lens - 1).float().mean()).double()
         s = self.cfg.slcvae

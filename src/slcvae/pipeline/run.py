@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from slcvae.config import Config
 from slcvae.data.batching import encode
@@ -80,8 +81,6 @@ def generate_file(
     chunk boundary, so a resumed file equals an uninterrupted one byte for byte. progress: a bar with the sources
     done and the time left on stderr (the CLI's; compare's workers write none).
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     chunk = chunk or max(1, len(examples))
     output.parent.mkdir(parents=True, exist_ok=True)
     made: list[list[str]] = []
