@@ -30,7 +30,8 @@ from slcvae.config import build_config  # noqa: E402
 from slcvae.data.batching import encode  # noqa: E402
 from slcvae.data.corpus import Example  # noqa: E402
 from slcvae.data.tokenizer import TextTokenizer  # noqa: E402
-from slcvae.generation import GenerateConfig, generate  # noqa: E402
+from slcvae.generation.config import build, from_legacy  # noqa: E402
+from slcvae.generation.decode import generate  # noqa: E402
 from slcvae.models import build_model  # noqa: E402
 
 
@@ -87,7 +88,7 @@ def main() -> None:
             with torch.no_grad():
                 ours.decoder.out.bias[tok.eos_id] = -1e4
         for mode in ("greedy", "sample"):
-            gen = GenerateConfig(num_samples=10, decode=mode)
+            gen = build(from_legacy({"num_return_sequences": 10, "decode": mode}))
             r[f"generate_replies_per_s_{mode}{suffix}"] = 640 / median_time(
                 lambda g=gen: generate(ours, tok, tests, cfg.data, g), args.repeats
             )

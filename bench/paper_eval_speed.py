@@ -25,7 +25,7 @@ import slcvae
 from slcvae.data.batching import encode
 from slcvae.data.corpus import read_pairs
 from slcvae.evaluation.validation import validate
-from slcvae.generation import GenerateConfig, generate
+from slcvae.generation import GenerationConfig, generate
 from slcvae.loading import load_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ def main() -> None:
     model, tok, cfg = load_model_dir(args.run)
     valid = encode(read_pairs(args.data / "valid.jsonl"), tok, cfg.data)
     test = read_pairs(args.data / "test.jsonl")[: args.sources]
-    gen = GenerateConfig(num_samples=10, decode="greedy", latent="prior")
+    gen = GenerationConfig(num_return_sequences=10, latent="prior")
     done = 10**6  # a step past every schedule: validation weighs the losses as a finished run does
     validate_s = median_time(lambda: validate(model, valid, tok, cfg.train.batch_size, done), args.repeats)
     generate_s = median_time(lambda: generate(model, tok, test, cfg.data, gen), args.repeats)

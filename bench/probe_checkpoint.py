@@ -24,7 +24,7 @@ import torch
 
 from slcvae.data.corpus import read_corpus
 from slcvae.evaluation import evaluate_texts
-from slcvae.generation import GenerateConfig, generate
+from slcvae.generation import GenerationConfig, generate
 from slcvae.generation.decode import LATENTS
 from slcvae.loading import load_run_checkpoint
 
@@ -44,7 +44,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model, tok, cfg, ckpt = load_run_checkpoint(args.run, args.checkpoint)
     examples = read_corpus(args.data)
-    gen = GenerateConfig(num_samples=10, decode="greedy", latent=args.latent)
+    gen = GenerationConfig(num_return_sequences=10, latent=args.latent)
     samples = generate(model, tok, examples, cfg.data, gen)  # what `slcvae compare` scores: one chunk, gen.seed
     scores = evaluate_texts(samples, [ex.targets for ex in examples])
     valid = ckpt.get("metrics") or {}

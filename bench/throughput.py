@@ -35,7 +35,8 @@ from slcvae.config import build_config  # noqa: E402
 from slcvae.data.batching import Encoded, bucket_order, collate, encode  # noqa: E402
 from slcvae.data.corpus import Example  # noqa: E402
 from slcvae.data.tokenizer import TextTokenizer  # noqa: E402
-from slcvae.generation import GenerateConfig, generate  # noqa: E402
+from slcvae.generation.config import build, from_legacy  # noqa: E402
+from slcvae.generation.decode import generate  # noqa: E402
 from slcvae.models import build_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,7 +181,7 @@ def main() -> None:
             with torch.no_grad():
                 model.decoder.out.bias[tok.eos_id] = eos_bias
         for mode in ("greedy", "sample"):
-            gen = GenerateConfig(num_samples=10, decode=mode)
+            gen = build(from_legacy({"num_return_sequences": 10, "decode": mode}))
             r[f"generate_replies_per_s_{mode}{suffix}"] = 640 / median_time(
                 lambda g=gen: generate(model, tok, tests, cfg.data, g), args.repeats
             )

@@ -52,6 +52,7 @@ def test_save_pretrained_round_trip_without_pickles(run_dir, tmp_path, monkeypat
     saved = gen.save_pretrained(tmp_path / "model")
     assert sorted(p.name for p in saved.iterdir()) == [
         "config.json",
+        "generation_config.json",
         "model.safetensors",
         "slcvae.json",
         "tokenizer.json",
@@ -73,6 +74,26 @@ def test_save_pretrained_round_trip_without_pickles(run_dir, tmp_path, monkeypat
         assert torch.equal(a, b), name
     kwargs = dict(num_return_sequences=4, do_sample=True, seed=11)
     assert loaded.generate(["hello", "ask the time"], **kwargs) == gen.generate(["hello", "ask the time"], **kwargs)
+
+
+def test_a_folders_generation_config_is_every_calls_default(run_dir, tmp_path):
+    """generation_config.json holds the model's decoding defaults: the API starts from it, arguments override it,
+    and an option that picks the decoding mode resets the folder's other mode options."""
+    saved = slcvae.Generator.from_pretrained(run_dir).save_pretrained(tmp_path / "model")
+    on_disk = json.loads((saved / "generation_config.json").read_text())
+    assert on_disk["num_return_sequences"] == 10 and "seed" not in on_disk  # a per-call setting is not a default
+    on_disk.update(num_return_sequences=3, num_beams=2)
+    (saved / "generation_config.json").write_text(json.dumps(on_disk))
+    gen = slcvae.Generator.from_pretrained(saved, seed=0)
+    assert gen.generation_config.decode == "beam" and [len(r) for r in gen.generate(["hello", "hi"])] == [3, 3]
+    sampled = gen.generate(["hello"], do_sample=True, seed=2)  # do_sample drops the folder's num_beams
+    assert sampled == gen.generate(["hello"], 3, do_sample=True, num_beams=1, seed=2)
+    (saved / "generation_config.json").write_text(json.dumps({"top_p": 2.0}))
+    with pytest.raises(InputError, match=r"generation_config.json: top_p: must be <= 1, got 2.0"):
+        slcvae.Generator.from_pretrained(saved)
+    (saved / "generation_config.json").write_text(json.dumps({"beams": 2}))
+    with pytest.raises(InputError, match=r"generation_config.json: unknown generation option 'beams'"):
+        slcvae.Generator.from_pretrained(saved)
 
 
 def test_saved_folder_faults_are_input_errors(run_dir, tmp_path):
@@ -113,11 +134,14 @@ def test_options_act(run_dir):
         ({"sources": [3]}, "must be a string or a list"),
         ({"sources": ["a"], "do_sample": True, "num_beams": 2}, "does not sample"),
         ({"sources": ["a"], "latent": "posterior"}, "one target per source"),
-        ({"sources": ["a"], "top_p": 0.0}, "^top_p: must be in"),
+        ({"sources": ["a"], "top_p": 0.0}, "^top_p: must be > 0, got 0.0"),
+        ({"sources": ["a"], "n": 0}, "^n: must be >= 1, got 0"),
+        ({"sources": ["a"], "top_k": 2.5}, "^top_k: must be int, got 2.5"),
+        ({"sources": ["a"], "n": 2, "num_samples": 3}, "given twice, as 'n' and 'num_samples'"),
         ({"sources": ["a"], "repetition_penalty": 0.0}, "^repetition_penalty: must be > 0"),
-        ({"sources": ["a"], "max_new_tokens": 0}, "max_new_tokens"),
+        ({"sources": ["a"], "max_new_tokens": -1}, "^max_new_tokens: must be >= 0"),
         ({"sources": ["a"], "num_return_sequences": 0}, "^num_return_sequences: must be >= 1, got 0"),
-        ({"sources": ["a"], "max_length": 20}, r"^max_length: unknown argument \(use max_new_tokens\)"),
+        ({"sources": ["a"], "max_length": 20}, r"^max_length: unknown generation option 'max_length' \(use max_new_tokens\)"),
         ({"sources": ["a"], "num_beam_groups": 2}, "diverse_beam is a seq2seq decoding baseline"),  # an SLCVAE varies z
         ({"sources": ["a"], "noise": 0.5}, "^noise: is a seq2seq decoding baseline"),
     ],

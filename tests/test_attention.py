@@ -166,9 +166,9 @@ def test_attention_with_copy_through_the_cli_the_api_and_the_server(tmp_path, sy
     assert r.exit_code == 0, r.output
     assert "source_use" in json.loads((run / "summary.json").read_text())["valid"]
     pred = tmp_path / "pred.jsonl"
-    for decode in ("greedy", "beam"):
+    for beams in (1, 3):  # greedy, beam
         r = invoke("generate", "--model-dir", run, "--input", synth_dir / "test.jsonl", "--output", pred,
-                   "--num-samples", 3, "--decode", decode)  # fmt: skip
+                   "--num-samples", 3, "--num-beams", beams)  # fmt: skip
         assert r.exit_code == 0, r.output
     r = invoke("evaluate", "--predictions", pred, "--references", synth_dir / "test.jsonl", "--model-dir", run,
                "--iw-samples", 2, "--json")  # fmt: skip
@@ -180,7 +180,7 @@ def test_attention_with_copy_through_the_cli_the_api_and_the_server(tmp_path, sy
     # an exported folder serves `generate` and `evaluate` as its run folder does: the same samples for the same seed
     again = tmp_path / "again.jsonl"
     r = invoke("generate", "--model-dir", exported, "--input", synth_dir / "test.jsonl", "--output", again,
-               "--num-samples", 3, "--decode", "beam")  # fmt: skip
+               "--num-samples", 3, "--num-beams", 3)  # fmt: skip
     assert r.exit_code == 0, r.output
     assert again.read_text() == pred.read_text()
     r = invoke("evaluate", "--predictions", again, "--references", synth_dir / "test.jsonl", "--model-dir", exported,

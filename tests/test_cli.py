@@ -120,24 +120,9 @@ def test_cli_pipeline_train_generate_evaluate(tmp_path, synth_dir):
     assert r.exit_code == 0, r.output
     assert json.loads((run / "config.json").read_text())["train"]["seed"] == 3
     pred = tmp_path / "pred.jsonl"
-    for decode in ("greedy", "sample", "beam"):
-        r = invoke(
-            "generate",
-            "--model-dir",
-            run,
-            "--input",
-            synth_dir / "test.jsonl",
-            "--output",
-            pred,
-            "--num-samples",
-            3,
-            "--decode",
-            decode,
-            "--top-k",
-            5,
-            "--top-p",
-            0.9,
-        )
+    for decode in ([], ["--do-sample"], ["--num-beams", 5]):  # greedy, sampling, beam
+        r = invoke("generate", "--model-dir", run, "--input", synth_dir / "test.jsonl", "--output", pred,
+                   "--num-return-sequences", 3, *decode, "--top-k", 5, "--top-p", 0.9)  # fmt: skip
         assert r.exit_code == 0, r.output
         rows = [json.loads(line) for line in pred.read_text().splitlines()]
         assert len(rows) == 48 and all(len(row["samples"]) == 3 for row in rows)
@@ -170,7 +155,7 @@ def test_cli_pipeline_train_generate_evaluate(tmp_path, synth_dir):
     )
     sources = tmp_path / "sources.tsv"
     sources.write_text("item : hat | color : red | material : silk\nitem : coat | color : blue | material : wool\n")
-    r = invoke("generate", "--model-dir", run, "--input", sources, "--output", tmp_path / "new.jsonl", "--num-samples", 2)
+    r = invoke("generate", "--model-dir", run, "--input", sources, "--output", tmp_path / "new.jsonl", "-n", 2)
     assert r.exit_code == 0, r.output
     assert [len(json.loads(line)["samples"]) for line in (tmp_path / "new.jsonl").read_text().splitlines()] == [2, 2]
     assert_one_line_error(
@@ -179,9 +164,9 @@ def test_cli_pipeline_train_generate_evaluate(tmp_path, synth_dir):
         "no tab",
     )
     assert_one_line_error(
-        invoke("generate", "--model-dir", run, "--input", synth_dir / "test.jsonl", "--output", pred, "--decode", "nucleus"),
-        "--decode",
-        "must be one of",
+        invoke("generate", "--model-dir", run, "--input", synth_dir / "test.jsonl", "--output", pred, "--top-p", 1.5),
+        "--top-p",
+        "must be <= 1, got 1.5",
     )
     assert_one_line_error(
         invoke("generate", "--model-dir", tmp_path, "--input", synth_dir / "test.jsonl", "--output", tmp_path / "x.jsonl"),
@@ -232,18 +217,18 @@ def test_seq2seq_decoding_baselines_diverse_beam_and_mmi(tmp_path, synth_dir):
                    "--out", runs[model], "--max-steps", 4, *TINY)  # fmt: skip
         assert r.exit_code == 0, r.output
     base = ["generate", "--model-dir", runs["seq2seq"], "--input", synth_dir / "test.jsonl", "--num-samples", 4]
-    for decode, extra in (("diverse_beam", ["--diversity", 1.0]), ("mmi", ["--lm", runs["lm"], "--beam-size", 6])):
+    for decode, extra in (("diverse_beam", ["--num-beam-groups", 4, "--diversity-penalty", 1.0]),
+                          ("mmi", ["--lm", runs["lm"], "--num-beams", 6])):  # fmt: skip
         out = tmp_path / f"{decode}.jsonl"
-        r = invoke(*base, "--output", out, "--decode", decode, *extra)
+        r = invoke(*base, "--output", out, *extra)
         assert r.exit_code == 0, r.output
         rows = [json.loads(line)["samples"] for line in out.read_text().splitlines()]
         assert len(rows) == 48 and all(len(s) == 4 for s in rows)
-    assert_one_line_error(invoke(*base, "--output", tmp_path / "x.jsonl", "--decode", "mmi"), "--lm", "is required")
-    assert_one_line_error(
-        invoke(*base, "--output", tmp_path / "x.jsonl", "--decode", "mmi", "--lm", runs["cvae"]), "config.json", "not an lm"
-    )
-    cvae = ["generate", "--model-dir", runs["cvae"], "--input", synth_dir / "test.jsonl", "--output", tmp_path / "x.jsonl"]
-    assert_one_line_error(invoke(*cvae, "--decode", "diverse_beam"), "--decode", "seq2seq decoding baseline")
+    x = tmp_path / "x.jsonl"
+    assert_one_line_error(invoke(*base, "--output", x, "--do-sample", "--num-beams", 3), "--num-beams", "does not sample")
+    assert_one_line_error(invoke(*base, "--output", x, "--lm", runs["cvae"]), "config.json", "not an lm")
+    cvae = ["generate", "--model-dir", runs["cvae"], "--input", synth_dir / "test.jsonl", "--output", x]
+    assert_one_line_error(invoke(*cvae, "--num-beam-groups", 2), "--num-beam-groups", "seq2seq decoding baseline")
     # the same requests through the Python API (Hugging Face's names) give the CLI's outputs for the same seed
     import slcvae
     from slcvae.data.corpus import read_corpus
@@ -251,17 +236,23 @@ def test_seq2seq_decoding_baselines_diverse_beam_and_mmi(tmp_path, synth_dir):
     sources = [ex.source_text for ex in read_corpus(synth_dir / "test.jsonl")]
     gen = slcvae.Generator.from_pretrained(runs["seq2seq"])
     requests = [
-        (["--decode", "diverse_beam", "--beam-size", 4, "--diversity", 1.0, "--no-repeat-ngram-size", 2],
+        (["--num-beams", 4, "--num-beam-groups", 4, "--diversity-penalty", 1.0, "--no-repeat-ngram-size", 2],
          dict(num_beams=4, num_beam_groups=4, diversity_penalty=1.0, no_repeat_ngram_size=2)),
-        (["--decode", "mmi", "--lm", runs["lm"], "--beam-size", 6], dict(num_beams=6, lm=runs["lm"])),
-        (["--decode", "sample", "--noise", 0.5, "--top-k", 5, "--repetition-penalty", 1.3, "--max-new-tokens", 6],
+        (["--lm", runs["lm"], "--num-beams", 6], dict(num_beams=6, lm=runs["lm"])),
+        (["--do-sample", "--noise", 0.5, "--top-k", 5, "--repetition-penalty", 1.3, "--max-new-tokens", 6],
          dict(do_sample=True, noise=0.5, top_k=5, repetition_penalty=1.3, max_new_tokens=6)),
+        (["--do-sample", "--top-k", 3, "--distinct", "--max-draws", 12], dict(do_sample=True, top_k=3, distinct=True,
+                                                                             max_draws=12)),
     ]  # fmt: skip
     for cli, api in requests:
         out = tmp_path / "same.jsonl"
         assert invoke(*base, "--output", out, "--seed", 5, "--batch-size", 100, *cli).exit_code == 0
-        rows = [json.loads(line)["samples"] for line in out.read_text().splitlines()]
-        assert gen.generate(sources, 4, seed=5, suppress_unk=False, batch_size=100, **api) == rows, cli
+        lines = [json.loads(line) for line in out.read_text().splitlines()]
+        assert gen.generate(sources, 4, seed=5, batch_size=100, **api) == [line["samples"] for line in lines], cli
+        if "distinct" in api:  # every source's outputs differ, or it drew all it may
+            assert [line["drawn"] for line in lines] == gen.last_drawn
+            assert all(len(set(line["samples"])) == 4 or line["drawn"] == 12 for line in lines)
+            assert all(len(set(line["samples"])) == len(line["samples"]) for line in lines)
 
 
 def test_file_faults_are_one_line_errors(tmp_path, synth_dir, monkeypatch):
@@ -300,7 +291,7 @@ def test_generate_streams_in_chunks_and_resumes_a_partial_output(tmp_path, synth
                "--out", run, "--max-steps", 4, *TINY)  # fmt: skip
     assert r.exit_code == 0, r.output
     full, part = tmp_path / "full.jsonl", tmp_path / "part.jsonl"
-    args = ["generate", "--model-dir", run, "--input", synth_dir / "test.jsonl", "--num-samples", 3, "--decode", "sample",
+    args = ["generate", "--model-dir", run, "--input", synth_dir / "test.jsonl", "--num-samples", 3, "--do-sample",
             "--batch-size", 10, "--checkpoint", "last"]  # fmt: skip
     assert invoke(*args, "--output", full).exit_code == 0
     lines = full.read_text().splitlines(keepends=True)

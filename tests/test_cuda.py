@@ -8,7 +8,7 @@ import torch
 import slcvae
 from slcvae.data.batching import Encoded, collate
 from slcvae.data.tokenizer import TextTokenizer
-from slcvae.generation import GenerateConfig, generate
+from slcvae.generation import GenerationConfig, generate
 from slcvae.models import build_model
 from slcvae.training import load_model_dir, train
 from tests.test_training import tiny
@@ -74,7 +74,7 @@ def test_slcvae_trains_and_samples_on_cuda(tmp_path, synth_dir):
     from slcvae.data.corpus import read_corpus
 
     examples = read_corpus(synth_dir / "valid.jsonl")[:4]
-    gen = GenerateConfig(num_samples=5, decode="greedy", seed=1)
+    gen = GenerationConfig(num_return_sequences=5, seed=1)
     first = generate(model, tokenizer, examples, cfg.data, gen)
     assert first == generate(model, tokenizer, examples, cfg.data, gen)  # seeded: repeatable on the GPU
     assert len(first) == 4 and all(len(row) == 5 for row in first)

@@ -159,7 +159,7 @@ def test_seq2seq_noise_perturbs_each_sample_of_the_context():
     from slcvae.data.corpus import Example
     from slcvae.data.tokenizer import TextTokenizer
     from slcvae.errors import InputError
-    from slcvae.generation import GenerateConfig, generate
+    from slcvae.generation import GenerationConfig, generate
     from slcvae.models import build_model
 
     tok = TextTokenizer.train(["a b c d e f g h"], mode="word")
@@ -168,8 +168,8 @@ def test_seq2seq_noise_perturbs_each_sample_of_the_context():
     seq2seq = build_model(build_config("seq2seq", sets=sets), tok.vocab_size, tok.unk_id)
     examples = [Example(source=("a b c",))]
     cfg = build_config("seq2seq", sets=sets).data
-    plain = generate(seq2seq, tok, examples, cfg, GenerateConfig(num_samples=6))[0]
-    noisy = generate(seq2seq, tok, examples, cfg, GenerateConfig(num_samples=6, noise=5.0))[0]
+    plain = generate(seq2seq, tok, examples, cfg, GenerationConfig(num_return_sequences=6))[0]
+    noisy = generate(seq2seq, tok, examples, cfg, GenerationConfig(num_return_sequences=6, noise=5.0))[0]
     assert len(set(plain)) == 1 and len(set(noisy)) > 1
     batch = collate(encode(examples, tok, cfg), [0], tok)
     torch.manual_seed(1)
@@ -178,7 +178,7 @@ def test_seq2seq_noise_perturbs_each_sample_of_the_context():
     expected = seq2seq.decoder.init_state(seq2seq.encoder.source(batch).repeat_interleave(3, 0) + 0.5 * torch.randn(3, 12))
     assert torch.allclose(h.h, expected.h, atol=1e-6)
     cvae = build_model(build_config("cvae", sets=sets), tok.vocab_size, tok.unk_id)
-    with pytest.raises(InputError, match="--noise"):
-        generate(cvae, tok, examples, cfg, GenerateConfig(noise=0.5))
-    with pytest.raises(InputError, match="--noise"):
-        GenerateConfig(noise=0.5, decode="beam").validate()
+    with pytest.raises(InputError, match="^noise: is a seq2seq decoding baseline"):
+        generate(cvae, tok, examples, cfg, GenerationConfig(noise=0.5))
+    with pytest.raises(InputError, match="^noise: goes with greedy decoding or sampling"):
+        GenerationConfig(noise=0.5, num_beams=2).check()

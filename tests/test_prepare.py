@@ -70,7 +70,7 @@ def test_linearize_and_bad_folders(tmp_path):
 
 def test_chinese_pipeline_trains_and_generates(tmp_path):
     from slcvae.config import build_config
-    from slcvae.generation import GenerateConfig, generate
+    from slcvae.generation import GenerationConfig, generate
     from slcvae.training import load_model_dir, train
 
     prepare("advertisegen", shared("advertisegen"), tmp_path / "data")
@@ -80,7 +80,7 @@ def test_chinese_pipeline_trains_and_generates(tmp_path):
     model, tok, cfg = load_model_dir(tmp_path / "run")
     assert tok.mode == "char" and tok.vocab_size > 1000  # auto-detected: one token per Chinese character
     tests = read_corpus(tmp_path / "data" / "test.jsonl")[:3]
-    samples = generate(model, tok, tests, cfg.data, GenerateConfig(num_samples=2, decode="sample"))
+    samples = generate(model, tok, tests, cfg.data, GenerationConfig(num_return_sequences=2, do_sample=True))
     assert [len(s) for s in samples] == [2, 2, 2]
     texts = [x for row in samples for x in row]
     assert sum("\u4e00" <= ch <= "\u9fff" for x in texts for ch in x) > 10  # sampled from a mostly-CJK vocabulary

@@ -29,7 +29,13 @@ def test_generate_model_health_page(gen):
         reply = client.post("/v1/generate", json=same)
         assert reply.status_code == 200, reply.text
         assert reply.json()["samples"] == gen.generate(["hello"], num_return_sequences=4, do_sample=True, top_k=5, seed=3)
-        assert body["model"] == "tiny" and body["elapsed_ms"] > 0
+        assert body["model"] == "tiny" and body["elapsed_ms"] > 0 and body["drawn"] is None
+        # distinct outputs: the API's, with the draws per source
+        same.update(distinct=True, top_k=2, max_draws=8)
+        reply = client.post("/v1/generate", json=same).json()
+        api = gen.generate(["hello"], num_return_sequences=4, do_sample=True, top_k=2, distinct=True, max_draws=8, seed=3)
+        assert reply["samples"] == api and reply["drawn"] == gen.last_drawn and 4 <= reply["drawn"][0] <= 8
+        assert len(set(api[0])) == len(api[0])
         info = client.get("/v1/model").json()
         assert (info["family"], info["limits"]["max_n"], info["config"]["model"]["latent"]) == ("slcvae", 50, 4)
         assert client.get("/health").json()["status"] == "ok"
@@ -52,6 +58,9 @@ def test_generate_model_health_page(gen):
         ({"sources": ["hi"], "num_return_sequences": 51}, "num_return_sequences", "less than or equal to 50"),
         ({"sources": ["hi"], "noise": 0.5}, "noise", "seq2seq decoding baseline"),  # this model is an SLCVAE
         ({"sources": ["hi"], "num_beam_groups": 2}, "num_beam_groups", "seq2seq decoding baseline"),
+        ({"sources": ["hi"], "lm": "/etc"}, "lm", "not one of this server's language models"),
+        ({"sources": ["hi"], "batch_size": 3}, "batch_size", "Extra inputs"),
+        ({"sources": ["hi"], "num_beams": 21}, "num_beams", "less than or equal to 20"),
     ],
 )
 def test_limits_answer_422_naming_the_field(gen, body, field, words):

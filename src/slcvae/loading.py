@@ -1,7 +1,7 @@
 """One loader for every model folder, used by the CLI, the Python API, the server, compare and bench.
 
 A model folder is either a run folder written by `slcvae train --out` (config.json, the tokenizer, best.pt / last.pt
-checkpoints read with `torch.load(weights_only=True)`) or an exported one written by `slcvae export` /
+checkpoints read with `torch.load(weights_only=True)`, generation_config.json) or an exported one written by `slcvae export` /
 `Generator.save_pretrained` (config.json, the tokenizer, `model.safetensors` and `slcvae.json`; nothing unpickled).
 Both load the same way everywhere. Inference and scoring import this module, never `training/`.
 """
@@ -21,6 +21,8 @@ from safetensors.torch import load_file
 from slcvae.config import Config
 from slcvae.data.tokenizer import TextTokenizer
 from slcvae.errors import InputError
+from slcvae.generation import config as generation_config
+from slcvae.generation.config import GenerationConfig
 from slcvae.models import Seq2Seq, build_model
 
 FORMAT = "slcvae-pretrained"
@@ -127,10 +129,15 @@ def load_run_checkpoint(model_dir: Path, path: Path) -> tuple[Seq2Seq, TextToken
     return model.eval(), tokenizer, cfg, ckpt
 
 
+def load_generation_config(path: str | Path, model_name: str) -> GenerationConfig:
+    """A run or exported folder's decoding defaults (generation_config.json; a new folder's where it has none)."""
+    return generation_config.load(Path(path), model_name)
+
+
 def load_lm(lm_dir: Path | None, tokenizer):
-    """The anti-language model for --decode mmi; it must share the generator's vocabulary."""
+    """The anti-language model for MMI decoding; it must share the generator's vocabulary."""
     if lm_dir is None:
-        raise InputError("--lm", None, "--decode mmi needs --lm, a folder written by `slcvae train --model lm`")
+        raise InputError("lm", None, "MMI decoding needs lm, a folder written by `slcvae train --model lm`")
     lm, lm_tok, lm_cfg = load_model_dir(Path(lm_dir), "last")
     if lm_cfg.model_name != "lm":
         raise InputError(Path(lm_dir) / "config.json", 1, f"holds model {lm_cfg.model_name!r}, not an lm")

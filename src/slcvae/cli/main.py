@@ -120,64 +120,67 @@ def train(
         print(json.dumps(summary))
 
 
+def generation_options(fn):
+    """Give a command one option per GenerationConfig field (--num-return-sequences, --do-sample/--no-do-sample, ...),
+    passed to it as **options with None where not given, so a model folder's generation_config.json fills the rest."""
+    import dataclasses
+    import inspect
+
+    from slcvae.generation.config import SPELL_CLI, GenerationConfig
+
+    params = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.kind != p.VAR_KEYWORD]
+    for f in dataclasses.fields(GenerationConfig):
+        kind = {"int": int, "float": float, "bool": bool, "str": str}[f.type]
+        names = [SPELL_CLI(f.name)] + [SPELL_CLI(a) if len(a) > 1 else f"-{a}" for a in f.metadata["aliases"]]
+        if kind is bool:
+            names = [f"{names[0]}/--no-{f.name.replace('_', '-')}"]
+        info = typer.Option(*names, help=f"{f.metadata['help']} [default: {f.default}]", show_default=False)
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                        annotation=Annotated[kind | None, info]))  # fmt: skip
+    fn.__signature__ = inspect.Signature(params)
+    fn.__annotations__ = {p.name: p.annotation for p in params}
+    return fn
+
+
 @app.command(
     epilog="Example: slcvae generate --model-dir runs/slcvae --input data/synth/test.jsonl "
-    "--output runs/slcvae/test.pred.jsonl --num-samples 10"
+    "--output runs/slcvae/test.pred.jsonl --num-return-sequences 10 --do-sample --top-p 0.9 --distinct"
 )
 @boundary
+@generation_options
 def generate(
     model_dir: Annotated[Path, typer.Option(help="a folder written by `slcvae train` or `slcvae export`")],
     input: Annotated[Path, typer.Option(help="sources (.tsv or .jsonl; targets optional, needed by --latent posterior)")],
     output: Annotated[Path, typer.Option(help="JSONL: one {source, samples} per distinct input source")],
-    num_samples: Annotated[int, typer.Option(help="outputs per source")] = 10,
-    decode: Annotated[str, typer.Option(help="greedy | sample | beam | diverse_beam | mmi (the last two: seq2seq)")] = "greedy",
-    temperature: Annotated[float, typer.Option(help="sampling temperature")] = 1.0,
-    top_k: Annotated[int, typer.Option(help="sampling: keep the k most likely tokens (0 = all)")] = 0,
-    top_p: Annotated[float, typer.Option(help="sampling: nucleus mass (1 = all)")] = 1.0,
-    beam_size: Annotated[int, typer.Option(help="beam width")] = 5,
-    beam_groups: Annotated[int, typer.Option(help="diverse_beam: groups (0 = one per output)")] = 0,
-    diversity: Annotated[float, typer.Option(help="diverse_beam: penalty for a token an earlier group chose")] = 0.5,
-    lm: Annotated[Path | None, typer.Option(help="mmi: folder of a trained `--model lm` run")] = None,
-    mmi_weight: Annotated[float, typer.Option(help="mmi: weight of the anti-language model")] = 0.5,
-    mmi_tokens: Annotated[int, typer.Option(help="mmi: the anti-LM scores the first this many tokens")] = 5,
-    latent: Annotated[str, typer.Option(help="prior: z ~ p(z|x) | posterior: z ~ q(z|x,y)")] = "prior",
-    noise: Annotated[float, typer.Option(help="seq2seq + noise: std of Gaussian noise on the context vector (0 = off)")] = 0.0,
-    no_repeat_ngram_size: Annotated[int, typer.Option(help="ban repeating any n-gram of this size in an output (0 = off)")] = 0,
-    repetition_penalty: Annotated[float, typer.Option(help="CTRL's penalty on tokens already generated (1 = off)")] = 1.0,
-    min_new_tokens: Annotated[int, typer.Option(help="no <eos> before this many tokens (0 = off)")] = 0,
-    max_new_tokens: Annotated[int, typer.Option(help="output length limit in tokens (0 = the model's data.max_target_len)")] = 0,
-    suppress_unk: Annotated[bool, typer.Option(help="never emit <unk> (off: scores show what the model does)")] = False,
     checkpoint: Annotated[str, typer.Option(help="best | last")] = "best",
-    seed: Annotated[
-        int, typer.Option(help="seed for z and token sampling (chunk c of --batch-size sources uses seed + c)")
-    ] = 1234,
     device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N | auto")] = "cpu",
-    batch_size: Annotated[int, typer.Option(help="sources per forward pass and per flushed chunk of output (memory)")] = 64,
     resume: Annotated[bool, typer.Option(help="continue a partial --output: keep its complete lines, generate the rest")] = False,
+    **options,
 ):
-    """Generate N outputs per source, written as they are made (one line per source, flushed per chunk)."""
+    """Generate N outputs per source, written as they are made (one line per source, flushed per chunk).
+
+    Decoding options start from the model folder's generation_config.json; chunk c of --batch-size sources uses
+    --seed + c."""
     from slcvae.data.corpus import read_corpus
-    from slcvae.generation import GenerateConfig
-    from slcvae.loading import load_model_dir, resolve_device
+    from slcvae.generation.config import SPELL_CLI, build
+    from slcvae.loading import load_generation_config, load_model_dir, resolve_device
     from slcvae.pipeline import generate_file, load_lm
 
     if checkpoint not in ("best", "last"):
         raise InputError("--checkpoint", None, f"must be best or last, got {checkpoint!r}")
-    gen = GenerateConfig(
-        num_samples, decode, temperature, top_k, top_p, beam_size, beam_groups, diversity, str(lm or ""), mmi_weight,
-        mmi_tokens, latent, noise, suppress_unk, no_repeat_ngram_size, min_new_tokens, repetition_penalty, max_new_tokens,
-        batch_size=batch_size, seed=seed,
-    )  # fmt: skip
-    gen.validate()
     if output.is_dir():
         raise InputError(output, None, "--output names a folder; it must be a file (JSONL)")
-    examples = read_corpus(input, require_target=latent == "posterior")
+    examples = read_corpus(input, require_target=options["latent"] == "posterior")  # before the slow part
     model, tokenizer, cfg = load_model_dir(model_dir, checkpoint)
+    gen = build(options, load_generation_config(model_dir, cfg.model_name), SPELL_CLI)
+    if gen.latent == "posterior" and options["latent"] is None:  # the folder's default: its targets are needed too
+        examples = read_corpus(input, require_target=True)
     model.to(resolve_device(device))
-    anti_lm = load_lm(lm, tokenizer) if decode == "mmi" else None
-    _, first = generate_file(model, tokenizer, cfg, examples, gen, output, anti_lm, resume, chunk=batch_size, progress=True)
+    anti_lm = load_lm(Path(gen.lm), tokenizer) if gen.decode == "mmi" else None
+    _, first = generate_file(model, tokenizer, cfg, examples, gen, output, anti_lm, resume, chunk=gen.batch_size,
+                             progress=True, spell=SPELL_CLI)  # fmt: skip
     how = f" (resumed after {first})" if resume else ""
-    print(f"wrote {len(examples)} sources x {num_samples} samples to {output}{how}", file=sys.stderr)
+    print(f"wrote {len(examples)} sources x {gen.num_return_sequences} samples to {output}{how}", file=sys.stderr)
 
 
 @app.command(
@@ -318,6 +321,9 @@ def serve(
     max_batch_sources: Annotated[int, typer.Option(help="sources decoded in one forward pass, across requests")] = 256,
     max_wait_ms: Annotated[float, typer.Option(help="how long a batch waits for more requests")] = 5.0,
     threads: Annotated[int, typer.Option(help="torch threads for generation (0 = torch's default)")] = 0,
+    lm: Annotated[
+        list[Path] | None, typer.Option(help="a `--model lm` folder requests may name as lm for MMI (repeatable)")
+    ] = None,
 ):
     """Serve a model over HTTP: POST /v1/generate (batched), GET /health, GET /v1/model, a web page at /, docs at /docs."""
     import torch
@@ -335,7 +341,9 @@ def serve(
     if threads:
         torch.set_num_threads(threads)
     gen = Generator.from_pretrained(model_dir, checkpoint=checkpoint, device=device)
-    cfg = ServeConfig(max_batch_sources=max_batch_sources, max_wait_ms=max_wait_ms)
+    for folder in lm or []:
+        gen.language_model(folder)  # loaded and checked now, not at the first request
+    cfg = ServeConfig(max_batch_sources=max_batch_sources, max_wait_ms=max_wait_ms, lms=tuple(str(p) for p in lm or []))
     uvicorn.run(create_app(gen, cfg, name=model_dir.name), host=host, port=port, log_level="warning")
 
 

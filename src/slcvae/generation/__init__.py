@@ -1,5 +1,6 @@
-"""Decoding: greedy, sampling (temperature, top-k, top-p) and beam search; N samples per source."""
+"""Decoding: greedy, sampling (temperature, top-k, top-p), beam, diverse beam and MMI; N outputs per source."""
 
-from slcvae.generation.decode import GenerateConfig, generate
+from slcvae.generation.config import GenerationConfig
+from slcvae.generation.decode import generate
 
-__all__ = ["GenerateConfig", "generate"]
+__all__ = ["GenerationConfig", "generate"]

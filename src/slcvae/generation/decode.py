@@ -8,7 +8,6 @@ soon as every row has produced <eos>.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
 
@@ -18,61 +17,11 @@ from slcvae.data.corpus import Example
 from slcvae.data.tokenizer import TextTokenizer
 from slcvae.errors import InputError
 from slcvae.generation import processors
+from slcvae.generation.config import SPELL_API, GenerationConfig
 from slcvae.models.state import State
 
 StepFn = Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]
-DECODES = ("greedy", "sample", "beam", "diverse_beam", "mmi")
 SOURCE_ONLY = ("diverse_beam", "mmi")  # seq2seq decoding baselines: one search per source, no latent
-LATENTS = ("prior", "posterior")
-
-
-@dataclass
-class GenerateConfig:
-    num_samples: int = 10  # outputs per source: the paper's and its peers' N
-    decode: str = "greedy"  # greedy | sample | beam; greedy + prior z puts all diversity in z
-    temperature: float = 1.0  # sampling: logits / T
-    top_k: int = 0  # sampling: keep the k most likely tokens; 0 = all
-    top_p: float = 1.0  # sampling: nucleus mass; 1 = all
-    beam_size: int = 5  # beam: width (seq2seq widens it to num_samples to return an N-best list)
-    beam_groups: int = 0  # diverse_beam: groups G (Vijayakumar et al. 2016); 0 = one group per output, their best setting
-    diversity: float = 0.5  # diverse_beam: penalty per earlier group that chose the same token at this step (their lambda)
-    lm: str = ""  # mmi: folder of a trained `lm` model, p(y) (in a compare spec: the name of an lm entry)
-    mmi_weight: float = 0.5  # mmi: lambda in log p(y|x) - lambda log p_LM(y_1..gamma) (Li et al. 2016)
-    mmi_tokens: int = 5  # mmi: gamma, the anti-LM scores only the first tokens, where generic replies are decided
-    latent: str = "prior"  # prior: z ~ p(z|x), the test protocol | posterior: z ~ q(z|x,y) from the first target
-    noise: float = 0.0  # seq2seq + noise (Zhang et al. 2019's baseline): std of Gaussian noise on the context vector, per sample
-    suppress_unk: bool = False  # never emit <unk>; off so scores show what the model does (the Python API turns it on)
-    no_repeat_ngram_size: int = 0  # ban repeating any n-gram of this size within an output; 0 = off
-    min_new_tokens: int = 0  # no <eos> before this many tokens; 0 = off
-    repetition_penalty: float = 1.0  # CTRL's penalty on already generated tokens; 1 = off
-    max_new_tokens: int = 0  # output length limit in tokens; 0 = the model's data.max_target_len
-    batch_size: int = 64  # sources per batch (each expands to num_samples rows)
-    seed: int = 1234  # seeds z and token sampling (in a forked RNG: the caller's global torch RNG is left as it was)
-
-    def validate(self) -> None:
-        checks = [
-            ("--num-samples", self.num_samples >= 1, "must be >= 1", self.num_samples),
-            ("--decode", self.decode in DECODES, f"must be one of {', '.join(DECODES)}", self.decode),
-            ("--latent", self.latent in LATENTS, f"must be one of {', '.join(LATENTS)}", self.latent),
-            ("--top-p", 0 < self.top_p <= 1, "must be in (0, 1]", self.top_p),
-            ("--top-k", self.top_k >= 0, "must be >= 0", self.top_k),
-            ("--temperature", self.temperature > 0, "must be > 0", self.temperature),
-            ("--beam-size", self.beam_size >= 1, "must be >= 1", self.beam_size),
-            ("--beam-groups", self.beam_groups >= 0, "must be >= 0", self.beam_groups),
-            ("--diversity", self.diversity >= 0, "must be >= 0", self.diversity),
-            ("--lm", self.decode != "mmi" or bool(self.lm), "is required by --decode mmi", self.lm),
-            ("--mmi-tokens", self.mmi_tokens >= 1, "must be >= 1", self.mmi_tokens),
-            ("--noise", self.noise >= 0, "must be >= 0", self.noise),
-            ("--noise", self.noise == 0 or self.decode in ("greedy", "sample"), "goes with greedy or sample", self.noise),
-            ("--no-repeat-ngram-size", self.no_repeat_ngram_size >= 0, "must be >= 0", self.no_repeat_ngram_size),
-            ("--min-new-tokens", self.min_new_tokens >= 0, "must be >= 0", self.min_new_tokens),
-            ("--repetition-penalty", self.repetition_penalty > 0, "must be > 0", self.repetition_penalty),
-            ("--max-new-tokens", self.max_new_tokens >= 0, "must be >= 0", self.max_new_tokens),
-            ("--batch-size", self.batch_size >= 1, "must be >= 1", self.batch_size),
-        ]
-        for option, ok, rule, value in checks:
-            if not ok:
-                raise InputError(option, None, f"{rule}, got {value!r}")
 
 
 def sample_tokens(logits: torch.Tensor) -> torch.Tensor:
@@ -240,74 +189,117 @@ def mmi_rerank(
 
 @torch.inference_mode()
 def generate(
-    model, tokenizer: TextTokenizer, examples: Sequence[Example], data_cfg: DataConfig, cfg: GenerateConfig, lm=None
-) -> list[list[str]]:
-    """N output texts for each example's source, in input order: [len(examples)][num_samples].
-
-    `lm` is the anti-language model that --decode mmi needs (a trained `lm` model).
-    """
-    cfg.validate()
-    if cfg.latent == "posterior" and not model.has_latent:
-        raise InputError("--latent", None, "posterior needs a latent-variable model, not seq2seq")
-    if cfg.decode in SOURCE_ONLY and model.has_latent:
-        raise InputError("--decode", None, f"{cfg.decode} is a seq2seq decoding baseline; latent models vary z instead")
-    if cfg.noise > 0 and model.has_latent:
-        raise InputError("--noise", None, "is a seq2seq decoding baseline; latent models vary z instead")
-    if cfg.decode == "mmi" and lm is None:
-        raise InputError("--lm", None, "--decode mmi needs a trained language model (slcvae train --model lm)")
-    model.eval()
-    device = next(model.parameters()).device
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(cfg.seed)
-        return _generate(model, tokenizer, examples, data_cfg, cfg, lm, device)
-
-
-def _generate(
     model,
     tokenizer: TextTokenizer,
     examples: Sequence[Example],
     data_cfg: DataConfig,
-    cfg: GenerateConfig,
-    lm,
-    device: torch.device,
+    cfg: GenerationConfig,
+    lm=None,
+    spell: Callable[[str], str] = SPELL_API,
+    stats: dict | None = None,
 ) -> list[list[str]]:
+    """N output texts for each example's source, in input order: [len(examples)][num_return_sequences].
+
+    `lm` is the anti-language model that MMI decoding needs (a trained `lm` model). `spell` names options in
+    errors as the caller does. With cfg.distinct, duplicates are redrawn (`fill_distinct`); a source that still has
+    fewer than N different outputs after max_draws returns the ones it has, and stats["drawn"] (when a dict is
+    given) says how many outputs each source drew.
+    """
+    cfg.check(spell)
+    if cfg.latent == "posterior" and not model.has_latent:
+        raise InputError(spell("latent"), None, "posterior needs a latent-variable model, not seq2seq")
+    if cfg.decode in SOURCE_ONLY and model.has_latent:
+        option = spell("lm" if cfg.decode == "mmi" else "num_beam_groups")
+        raise InputError(option, None, f"{cfg.decode} is a seq2seq decoding baseline; latent models vary z instead")
+    if cfg.noise > 0 and model.has_latent:
+        raise InputError(spell("noise"), None, "is a seq2seq decoding baseline; latent models vary z instead")
+    if cfg.decode == "mmi" and lm is None:
+        raise InputError(spell("lm"), None, "MMI decoding needs a trained language model (slcvae train --model lm)")
+    model.eval()
+    device = next(model.parameters()).device
     data = encode(examples, tokenizer, data_cfg)
-    # max_new_tokens counts words: an output cut there needs no <eos>; the default leaves room for one
-    n, max_len = cfg.num_samples, cfg.max_new_tokens or data_cfg.max_target_len + 1
-    bos, eos = tokenizer.bos_id, tokenizer.eos_id
-    bans = dict(
-        suppress=[tokenizer.unk_id] if cfg.suppress_unk else [],
-        min_new_tokens=cfg.min_new_tokens,
-        eos_id=eos,
-        no_repeat_ngram_size=cfg.no_repeat_ngram_size,
-        repetition_penalty=cfg.repetition_penalty,
-    )
-    procs = processors.build(cfg.temperature, cfg.top_k, cfg.top_p, sampling=cfg.decode == "sample", **bans)
-    results: list[list[str]] = []
-    for start in range(0, len(examples), cfg.batch_size):
-        batch = collate(data, range(start, min(start + cfg.batch_size, len(examples))), tokenizer).to(device)
+    decoder = BatchDecoder(model, tokenizer, data_cfg, cfg, lm.to(device) if lm is not None else None)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(cfg.seed)
+        results = decoder.run(data, range(len(examples)), cfg.num_return_sequences, device)
+        drawn = [cfg.num_return_sequences] * len(results)
+        if cfg.distinct:
+            results, drawn = fill_distinct(results, lambda rows, n: decoder.run(data, rows, n, device), cfg)
+    if stats is not None:
+        stats["drawn"] = drawn
+    return results
+
+
+def fill_distinct(
+    results: list[list[str]], draw: Callable[[list[int], int], list[list[str]]], cfg: GenerationConfig
+) -> tuple[list[list[str]], list[int]]:
+    """Redraw for the sources with duplicate outputs until each has N different ones or has drawn max_draws.
+
+    Each round draws up to N more for every source still short (`draw(rows, n)`), continuing the same random
+    stream, so the result is repeatable for a seed. Returns the outputs (first-seen order) and the draws per source.
+    """
+    n = cfg.num_return_sequences
+    cap = cfg.max_draws or 5 * n
+    unique = [list(dict.fromkeys(r)) for r in results]
+    drawn = [len(r) for r in results]
+    while True:
+        short = [i for i, u in enumerate(unique) if len(u) < n and drawn[i] < cap]
+        if not short:
+            break
+        more = min(n, cap - drawn[short[0]])  # every short source has drawn as many: it was short in every round
+        for i, samples in zip(short, draw(short, more), strict=True):
+            drawn[i] += more
+            unique[i] = list(dict.fromkeys(unique[i] + samples))
+    return [u[:n] for u in unique], drawn
+
+
+class BatchDecoder:
+    """Decodes N outputs for any rows of an encoded corpus, batch by batch, in the mode the config selects."""
+
+    def __init__(self, model, tokenizer: TextTokenizer, data_cfg: DataConfig, cfg: GenerationConfig, lm=None):
+        self.model, self.tokenizer, self.cfg, self.lm = model, tokenizer, cfg, lm
+        # max_new_tokens counts tokens: an output cut there needs no <eos>; the default leaves room for one
+        self.max_len = cfg.max_new_tokens or data_cfg.max_target_len + 1
+        bans = dict(
+            suppress=[tokenizer.unk_id] if cfg.suppress_unk else [],
+            min_new_tokens=cfg.min_new_tokens,
+            eos_id=tokenizer.eos_id,
+            no_repeat_ngram_size=cfg.no_repeat_ngram_size,
+            repetition_penalty=cfg.repetition_penalty,
+        )
+        self.procs = processors.build(cfg.temperature, cfg.top_k, cfg.top_p, sampling=cfg.decode == "sample", **bans)
+
+    def run(self, data, rows: Sequence[int], n: int, device: torch.device) -> list[list[str]]:
+        """n output texts for each of `rows`: [len(rows)][n]."""
+        results: list[list[str]] = []
+        rows = list(rows)
+        for start in range(0, len(rows), self.cfg.batch_size):
+            batch = collate(data, rows[start : start + self.cfg.batch_size], self.tokenizer).to(device)
+            texts = [self.tokenizer.decode(row.tolist()) for row in self.ids(batch, n)]
+            results.extend(texts[i : i + n] for i in range(0, len(texts), n))
+        return results
+
+    def ids(self, batch, n: int) -> torch.Tensor:
+        """Token ids [batch * n, <= max_len], source by source."""
+        model, cfg, procs, max_len = self.model, self.cfg, self.procs, self.max_len
+        bos, eos = self.tokenizer.bos_id, self.tokenizer.eos_id
         if cfg.decode == "beam" and not model.has_latent:
             # no latent to vary: one wide beam per source, its N best hypotheses are the samples
             h = model.init_state(batch, 1, cfg.latent)
-            ids = beam_search(model.step, h, bos, eos, max_len, max(cfg.beam_size, n), n, procs=procs)[0].flatten(0, 1)
-        elif cfg.decode == "diverse_beam":
-            groups = cfg.beam_groups or n
-            width = groups * max(1, -(-max(cfg.beam_size, n) // groups))  # >= N, a multiple of the groups
+            return beam_search(model.step, h, bos, eos, max_len, max(cfg.num_beams, n), n, procs=procs)[0].flatten(0, 1)
+        if cfg.decode == "diverse_beam":
+            groups = cfg.num_beam_groups
+            width = groups * max(1, -(-max(cfg.num_beams, n) // groups))  # >= N, a multiple of the groups
             h = model.init_state(batch, 1, cfg.latent)
-            ids = beam_search(model.step, h, bos, eos, max_len, width, n, groups, cfg.diversity, procs)[0].flatten(0, 1)
-        elif cfg.decode == "mmi":
+            return beam_search(model.step, h, bos, eos, max_len, width, n, groups, cfg.diversity_penalty, procs)[0].flatten(0, 1)
+        if cfg.decode == "mmi":
             h = model.init_state(batch, 1, cfg.latent)
-            width = max(cfg.beam_size, n)
-            lm = lm.to(device)
-            anti = AntiLM(lm, bos, cfg.mmi_weight, cfg.mmi_tokens)
+            width = max(cfg.num_beams, n)
+            anti = AntiLM(self.lm, bos, cfg.mmi_weight, cfg.mmi_tokens)
             ids, logprob, lengths = beam_search(model.step, h, bos, eos, max_len, width, width, procs=procs, bias=anti)
-            ids = mmi_rerank(ids, logprob, lengths, lm, bos, cfg.mmi_weight, cfg.mmi_tokens, n).flatten(0, 1)
-        elif cfg.decode == "beam":
+            return mmi_rerank(ids, logprob, lengths, self.lm, bos, cfg.mmi_weight, cfg.mmi_tokens, n).flatten(0, 1)
+        if cfg.decode == "beam":
             h = model.init_state(batch, n, cfg.latent)
-            ids = beam_search(model.step, h, bos, eos, max_len, cfg.beam_size, 1, procs=procs)[0][:, 0]
-        else:
-            h = model.init_state(batch, n, cfg.latent, noise=cfg.noise) if cfg.noise else model.init_state(batch, n, cfg.latent)
-            ids = sample_loop(model.step, h, bos, eos, max_len, cfg.decode == "greedy", procs)
-        texts = [tokenizer.decode(row.tolist()) for row in ids]
-        results.extend(texts[i : i + n] for i in range(0, len(texts), n))
-    return results
+            return beam_search(model.step, h, bos, eos, max_len, cfg.num_beams, 1, procs=procs)[0][:, 0]
+        h = model.init_state(batch, n, cfg.latent, noise=cfg.noise) if cfg.noise else model.init_state(batch, n, cfg.latent)
+        return sample_loop(model.step, h, bos, eos, max_len, cfg.decode == "greedy", procs)

@@ -22,8 +22,8 @@ Spec (paths relative to the working directory):
     workers = 2                        # runs trained at once (each with train.threads from the config)
     test_sources = 0                   # score only the first N test sources; 0 = all
 
-    [generate]                         # GenerateConfig fields, for every model
-    num_samples = 10
+    [generate]                         # generation options (GenerationConfig), for every model
+    num_return_sequences = 10
     [evaluate]
     iw_samples = 20                    # importance samples for the NLL bound; 0 = skip latent health
     coverage_draws = 100               # also draw 100 per test source and report mode_coverage_expected, the
@@ -31,9 +31,12 @@ Spec (paths relative to the working directory):
     [models]
     cvae = { model = "cvae" }
     "slcvae-lam0.5" = { model = "slcvae", set = ["slcvae.label_weight=0.5"], seeds = [1] }   # only seed 1
-    seq2seq-beam = { run = "seq2seq", generate = { decode = "beam" } }   # reuse another entry's training
+    seq2seq-beam = { run = "seq2seq", generate = { num_beams = 10 } }    # reuse another entry's training
     lm = { model = "lm" }                                                # trained, not scored
-    seq2seq-mmi = { run = "seq2seq", generate = { decode = "mmi", lm = "lm" } }
+    seq2seq-mmi = { run = "seq2seq", generate = { num_beams = 10, lm = "lm" } }
+
+Specs written before the options took Hugging Face's names (decode = "beam", beam_size, ...) read as the
+same decoding (`generation.config.from_legacy`).
 """
 
 from __future__ import annotations
@@ -54,13 +57,15 @@ from typing import Any
 
 from slcvae.config import Config, build_config, config_diff, tomllib
 from slcvae.errors import InputError
-from slcvae.generation import GenerateConfig
+from slcvae.generation import GenerationConfig
+from slcvae.generation.config import ALIASES, FIELDS, build, from_legacy
 from slcvae.io import OutputLock
 from slcvae.pipeline.run import score_run, train_run
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _TOP = {"out", "train", "valid", "test", "config", "seeds", "max_steps", "max_minutes", "workers", "test_sources",
         "generate", "evaluate", "models"}  # fmt: skip
+_LEGACY_GENERATE = {"decode", "beam_size", "beam_groups", "diversity"}  # read by from_legacy
 _ENTRY = {"model", "set", "run", "generate", "seeds"}
 
 
@@ -70,7 +75,7 @@ class Entry:
     model: str  # the model family trained (MODELS)
     sets: list[str]  # --set overrides on top of the spec's config
     run: str  # the entry whose training this one uses (itself unless `run = ...`)
-    generate: dict[str, Any]  # GenerateConfig overrides for this entry
+    generate: dict[str, Any]  # generation options for this entry, over the spec's [generate]
     seeds: list[int] = field(default_factory=list)  # this entry's seeds (a tuning row: one); empty = the spec's
 
 
@@ -116,12 +121,10 @@ class Spec:
     def build(self, entry: Entry, seed: int) -> Config:
         return build_config(entry.model, self.config, [*entry.sets, *self.budget_sets(seed)])
 
-    def generate_config(self, entry: Entry, seed: int) -> GenerateConfig:
+    def generate_config(self, entry: Entry, seed: int) -> GenerationConfig:
         merged = {**self.generate, **entry.generate, "seed": seed}
         merged.pop("checkpoint", None)
-        cfg = GenerateConfig(**merged)
-        cfg.validate()
-        return cfg
+        return build(from_legacy(merged, self.path), where=self.path)
 
     def checkpoint(self, entry: Entry) -> str:
         """Which checkpoint is scored: last by default, so every run is judged where its equal budget ended."""
@@ -166,7 +169,7 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Spec:
     seeds = _need(tree, "seeds", list, path)
     if not _distinct_ints(seeds):
         raise InputError(path, None, f"seeds must be a non-empty list of distinct integers, got {seeds!r}")
-    gen_fields = {f.name for f in dataclasses.fields(GenerateConfig)} - {"seed"} | {"checkpoint"}
+    gen_fields = (set(FIELDS) | set(ALIASES) | _LEGACY_GENERATE) - {"seed"} | {"checkpoint"}
     generate = tree.get("generate", {})
     for where, gen in [("[generate]", generate)] + [(f"models.{k}.generate", v.get("generate", {})) for k, v in
                                                      tree.get("models", {}).items() if isinstance(v, dict)]:  # fmt: skip
@@ -234,9 +237,9 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Spec:
         for seed in spec.seeds_of(e):
             spec.build(e, seed)  # check model names and --set values now, before hours of training
             gen = spec.generate_config(e, seed)
-            if 0 < spec.coverage_draws < gen.num_samples:
+            if 0 < spec.coverage_draws < gen.num_return_sequences:
                 raise InputError(path, None, f"[evaluate] coverage_draws = {spec.coverage_draws} is below "
-                                 f"models.{e.name}'s num_samples ({gen.num_samples}): the expected coverage of N "
+                                 f"models.{e.name}'s num_samples ({gen.num_return_sequences}): the expected coverage of N "
                                  "samples needs >= N draws")  # fmt: skip
     return spec
 

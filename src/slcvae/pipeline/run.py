@@ -25,7 +25,8 @@ from slcvae.errors import InputError
 from slcvae.evaluation import evaluate_texts, latent_health
 from slcvae.evaluation.metrics import mode_coverage_at
 from slcvae.evaluation.source_use import source_use
-from slcvae.generation import GenerateConfig, generate
+from slcvae.generation import GenerationConfig, generate
+from slcvae.generation.config import SPELL_API
 from slcvae.io import OutputLock, write_json_atomic
 from slcvae.loading import load_checkpoint, load_lm, load_model_dir, resolve_device
 from slcvae.training import train
@@ -72,14 +73,15 @@ def kept_lines(output: Path, examples: list[Example]) -> int:
 
 
 def generate_file(
-    model, tokenizer, cfg: Config, examples: list[Example], gen: GenerateConfig, output: Path,
-    anti_lm=None, resume: bool = False, chunk: int = 0, progress: bool = False,
+    model, tokenizer, cfg: Config, examples: list[Example], gen: GenerationConfig, output: Path,
+    anti_lm=None, resume: bool = False, chunk: int = 0, progress: bool = False, spell=SPELL_API,
 ) -> tuple[list[list[str]], int]:  # fmt: skip
     """Write one {"source", "samples"} JSON line per source, flushed chunk by chunk; returns (samples made, resumed after).
 
     Chunk c (`chunk` sources, 0 = all in one) is generated with seed + c, and resume restarts at a
     chunk boundary, so a resumed file equals an uninterrupted one byte for byte. progress: a bar with the sources
-    done and the time left on stderr (the CLI's; compare's workers write none).
+    done and the time left on stderr (the CLI's; compare's workers write none). With gen.distinct each line also
+    says how many outputs its source drew ("drawn"). `spell` names options in errors as the caller does.
     """
     chunk = chunk or max(1, len(examples))
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -96,32 +98,35 @@ def generate_file(
             f.seek(keep)
             for c in range(first, -(-len(examples) // chunk)):
                 part = examples[c * chunk : (c + 1) * chunk]
-                outputs = generate(model, tokenizer, part, cfg.data, dataclasses.replace(gen, seed=gen.seed + c), anti_lm)
-                for ex, samples in zip(part, outputs, strict=True):
-                    f.write((json.dumps({"source": ex.source_text, "samples": samples}, ensure_ascii=False) + "\n").encode())
+                stats: dict[str, list[int]] = {}
+                outputs = generate(model, tokenizer, part, cfg.data, dataclasses.replace(gen, seed=gen.seed + c), anti_lm,
+                                   spell, stats)  # fmt: skip
+                for ex, samples, drawn in zip(part, outputs, stats["drawn"], strict=True):
+                    line = {"source": ex.source_text, "samples": samples} | ({"drawn": drawn} if gen.distinct else {})
+                    f.write((json.dumps(line, ensure_ascii=False) + "\n").encode())
                 f.flush()
                 made.extend(outputs)
                 bar.advance(task, len(part))
     return made, first * chunk
 
 
-def expected_coverage(model, tokenizer, cfg: Config, tests: list[Example], gen: GenerateConfig, draws: int, lm=None) -> float:
-    """The mode coverage gen.num_samples samples have in expectation, from `draws` more per source (mean over sources).
+def expected_coverage(model, tokenizer, cfg: Config, tests: list[Example], gen: GenerationConfig, draws: int, lm=None) -> float:
+    """The mode coverage gen.num_return_sequences samples have in expectation, from `draws` more per source (mean over sources).
 
-    The scored coverage draws num_samples once per source: with tens of sources that draw alone moves a run's
+    The scored coverage draws N once per source: with tens of sources that draw alone moves a run's
     coverage by a few hundredths (docs/results/schedule/expected_coverage.md). These draws are independent
     of the scored ones (another seed) and unbiased for it (`mode_coverage_at`). Only for decodings whose
     samples are independent draws (greedy from a random z, ancestral sampling); a beam's N-best is not.
     """
-    rows = max(1, gen.batch_size * gen.num_samples // draws)  # about as many decoding rows at once as the scored pass
-    more = dataclasses.replace(gen, num_samples=draws, seed=gen.seed + 1_000_003, batch_size=rows)
+    rows = max(1, gen.batch_size * gen.num_return_sequences // draws)  # about as many decoding rows at once as the scored pass
+    more = dataclasses.replace(gen, num_return_sequences=draws, seed=gen.seed + 1_000_003, batch_size=rows)
     outputs = generate(model, tokenizer, tests, cfg.data, more, lm)
-    per_source = [mode_coverage_at(o, ex.targets, gen.num_samples) for o, ex in zip(outputs, tests, strict=True)]
+    per_source = [mode_coverage_at(o, ex.targets, gen.num_return_sequences) for o, ex in zip(outputs, tests, strict=True)]
     return sum(per_source) / len(per_source)
 
 
 def score_run(
-    train_dir: Path, out_dir: Path, test: Path, gen: GenerateConfig, checkpoint: str = "last",
+    train_dir: Path, out_dir: Path, test: Path, gen: GenerationConfig, checkpoint: str = "last",
     test_sources: int = 0, iw_samples: int = 0, lm_dir: Path | None = None, coverage_draws: int = 0, device: str = "cpu",
     split: str = "test",
 ) -> dict[str, Any]:  # fmt: skip

@@ -24,9 +24,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model
 
 from slcvae.errors import InputError
+from slcvae.generation.config import FIELDS
 from slcvae.generator import Generator
 
 
@@ -40,6 +41,33 @@ class ServeConfig:
     max_batch_sources: int = 256  # sources decoded in one forward pass (across requests)
     max_wait_ms: float = 5.0  # how long the first request of a batch waits for company: latency for throughput
     timeout_s: float = 60.0  # a request not answered by then gets 503; the server goes on
+    lms: tuple[str, ...] = ()  # language-model folders a request may name as `lm` (MMI); no others are read
+    max_beams: int = 20  # num_beams and num_beam_groups at most: a beam's cost grows with its width
+
+
+# Generation options a request may not set: the server decides how many sources share a forward pass.
+SERVER_SIDE = ("batch_size",)
+
+
+def request_fields(cfg: ServeConfig) -> dict[str, Any]:
+    """The request's decoding fields, derived from GenerationConfig: its names, aliases, ranges and help; None
+    means the model's default (its generation_config.json). The server's limits tighten some ranges."""
+    limits = {"num_return_sequences": cfg.max_n, "max_new_tokens": cfg.max_new_tokens,
+              "min_new_tokens": cfg.max_new_tokens, "num_beams": cfg.max_beams, "num_beam_groups": cfg.max_beams,
+              "max_draws": 10 * cfg.max_n}  # fmt: skip
+    fields: dict[str, Any] = {}
+    for name, f in FIELDS.items():
+        if name in SERVER_SIDE:
+            continue
+        m = f.metadata
+        kind = {"int": int, "float": float, "bool": bool, "str": str}[f.type]
+        if m["choices"]:
+            kind = Literal[m["choices"]]
+        le = min(v for v in (m["le"], limits.get(name)) if v is not None) if m["le"] or name in limits else None
+        names = AliasChoices(name, *m["aliases"]) if m["aliases"] else None
+        fields[name] = (kind | None, Field(None, ge=m["ge"], gt=m["gt"], le=le, validation_alias=names,
+                                           description=f"{m['help']} (default {f.default})"))  # fmt: skip
+    return fields
 
 
 class BodyLimit:
@@ -116,20 +144,26 @@ class Batcher:
             groups: dict[Any, list[tuple]] = defaultdict(list)
             for item in items:  # one generate call per decoding setting; a seeded request alone
                 options = item[1]
-                key = (id(item) if options.get("seed") is not None else None, tuple(sorted(options.items())))
+                setting = tuple(sorted((k, v) for k, v in options.items() if k != "targets"))
+                key = (id(item) if options.get("seed") is not None else None, setting)
                 groups[key].append(item)
             for group in groups.values():
                 await self.answer(group)
+
+    def generate(self, sources: list, options: dict[str, Any]) -> tuple[list[list[str]], list[int]]:
+        """One generate call on the worker thread, with the draws per source it made (read before the next call)."""
+        samples = self.generator.generate(sources, **options)
+        return samples, self.generator.last_drawn
 
     async def answer(self, group: list[tuple]) -> None:
         """One generate call for a group of requests with the same options; any error fails only this group."""
         try:
             sources = [s for item in group for s in item[0]]
             options = {k: v for k, v in group[0][1].items() if k != "targets"}
-            if options.get("latent") == "posterior":
+            if "targets" in group[0][1]:
                 options["targets"] = [t for item in group for t in item[1]["targets"]]
-            call = partial(self.generator.generate, sources, **options)
-            samples = await asyncio.get_running_loop().run_in_executor(self.executor, call)
+            call = partial(self.generate, sources, options)
+            samples, drawn = await asyncio.get_running_loop().run_in_executor(self.executor, call)
         except Exception as err:  # noqa: BLE001 - a failing batch answers its own requests and the server goes on
             for *_, future in group:
                 if not future.done():
@@ -140,7 +174,7 @@ class Batcher:
         at = 0
         for item_sources, _, future in group:
             if not future.done():  # a request that timed out is gone
-                future.set_result(samples[at : at + len(item_sources)])
+                future.set_result((samples[at : at + len(item_sources)], drawn[at : at + len(item_sources)]))
             at += len(item_sources)
 
 
@@ -150,35 +184,20 @@ def create_app(generator: Generator, cfg: ServeConfig | None = None, name: str =
     name = name or generator.config.model_name
     Turn = Annotated[str, Field(min_length=1, max_length=cfg.max_source_chars)]
 
-    class GenerateRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        sources: list[Turn | list[Turn]] = Field(
-            min_length=1, max_length=cfg.max_sources, description="strings (turns split at ` __eou__ `) or lists of turns"
-        )
-        n: int = Field(
-            10, ge=1, le=cfg.max_n, validation_alias=AliasChoices("n", "num_return_sequences"), description="outputs per source"
-        )
-        do_sample: bool = Field(False, description="sample tokens; greedy otherwise (a CVAE varies z)")
-        temperature: float = Field(1.0, gt=0, le=100)
-        top_k: int = Field(0, ge=0)
-        top_p: float = Field(1.0, gt=0, le=1)
-        num_beams: int = Field(1, ge=1, le=20)
-        num_beam_groups: int = Field(1, ge=1, le=20, description="> 1: diverse beam search (seq2seq)")
-        diversity_penalty: float = Field(0.5, ge=0, le=100, description="diverse beam: cost of an earlier group's token")
-        noise: float = Field(0.0, ge=0, le=100, description="seq2seq + noise: std of the noise on the context vector")
-        latent: Literal["prior", "posterior"] = "prior"
-        targets: list[Turn] | None = Field(None, description="latent=posterior: one target per source")
-        max_new_tokens: int | None = Field(None, ge=1, le=cfg.max_new_tokens)
-        min_new_tokens: int = Field(0, ge=0, le=cfg.max_new_tokens)
-        no_repeat_ngram_size: int = Field(0, ge=0, le=10)
-        repetition_penalty: float = Field(1.0, gt=0, le=10)
-        suppress_unk: bool = True
-        seed: int | None = Field(None, ge=0, le=2**62, description="repeatable samples (the request then runs unbatched)")
+    GenerateRequest = create_model(
+        "GenerateRequest",
+        __config__=ConfigDict(extra="forbid"),
+        sources=(list[Turn | list[Turn]], Field(min_length=1, max_length=cfg.max_sources,
+                                                description="strings (turns split at ` __eou__ `) or lists of turns")),
+        targets=(list[Turn] | None, Field(None, description="latent=posterior: one target per source")),
+        **request_fields(cfg),
+    )  # fmt: skip
 
     class GenerateReply(BaseModel):
         samples: list[list[str]]
         model: str
         elapsed_ms: float
+        drawn: list[int] | None = Field(None, description="distinct: outputs each source drew")
 
     state: dict[str, Any] = {}
 
@@ -199,24 +218,28 @@ def create_app(generator: Generator, cfg: ServeConfig | None = None, name: str =
     app.add_middleware(BodyLimit, limit=cfg.max_body_bytes)
 
     @app.post("/v1/generate", response_model=GenerateReply)
-    async def generate(request: GenerateRequest) -> GenerateReply:
+    async def generate(request: GenerateRequest) -> GenerateReply:  # type: ignore[valid-type]
         start = time.perf_counter()
         targets = len(request.targets or [])
-        if request.latent == "posterior" and targets != len(request.sources):
+        latent = request.latent or generator.generation_config.latent
+        if latent == "posterior" and targets != len(request.sources):
             raise HTTPException(
                 422, f"targets: latent=posterior needs one target per source ({len(request.sources)}), got {targets}"
             )
-        options = request.model_dump(exclude={"sources", "n"}, exclude_none=True)
-        options["num_return_sequences"] = request.n
+        if request.lm is not None and request.lm not in cfg.lms:
+            raise HTTPException(422, f"lm: {request.lm!r} is not one of this server's language models (serve --lm)")
+        options = request.model_dump(exclude={"sources"}, exclude_none=True)
         try:
-            samples = await asyncio.wait_for(state["batcher"].submit(request.sources, options), cfg.timeout_s)
+            samples, drawn = await asyncio.wait_for(state["batcher"].submit(request.sources, options), cfg.timeout_s)
         except TimeoutError:
             raise HTTPException(503, f"not answered within {cfg.timeout_s} s; try again or send fewer sources") from None
         except InputError as err:
             raise HTTPException(422, str(err)) from None
         except Exception as err:  # noqa: BLE001 - answered as 500; the server itself goes on
             raise HTTPException(500, f"generation failed: {type(err).__name__}: {err}") from None
-        return GenerateReply(samples=samples, model=name, elapsed_ms=round(1000 * (time.perf_counter() - start), 2))
+        elapsed = round(1000 * (time.perf_counter() - start), 2)
+        distinct = request.distinct if request.distinct is not None else generator.generation_config.distinct
+        return GenerateReply(samples=samples, model=name, elapsed_ms=elapsed, drawn=drawn if distinct else None)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

@@ -25,6 +25,7 @@ from slcvae.data.corpus import read_pairs
 from slcvae.data.tokenizer import TextTokenizer
 from slcvae.errors import InputError, TrainingDiverged
 from slcvae.evaluation.validation import validate
+from slcvae.generation.config import for_model
 from slcvae.io import OutputLock, fingerprint, write_json_atomic, write_text_atomic
 from slcvae.loading import load_checkpoint, load_model_dir, load_run_checkpoint
 from slcvae.models import Seq2Seq, build_model
@@ -158,6 +159,7 @@ def _train(cfg: Config, train_path: Path, valid_path: Path, out_dir: Path, resum
         (out_dir / "log.jsonl").unlink(missing_ok=True)  # a run killed before its first checkpoint left one
         cfg.save(out_dir / "config.json")
         tokenizer.save(out_dir)
+        for_model(cfg.model_name).save(out_dir)
         write_json_atomic(
             out_dir / "data.json", {k: {"path": str(p), "fingerprint": fingerprint(p)} for k, p in data_files.items()}
         )
