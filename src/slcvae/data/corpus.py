@@ -13,6 +13,7 @@ Every problem raises `InputError(path, line, message)`; nothing is silently drop
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,3 +173,22 @@ def read_corpus(path: str | Path, require_target: bool = True) -> list[Example]:
 def read_pairs(path: str | Path) -> list[Example]:
     """Read a corpus as training pairs: one single-target Example per (source, target) line item."""
     return [Example(s, [t], n) for s, targets, n, _ in _pairs(path) for t in targets]
+
+
+VALID_SHARE, VALID_MAX, SPLIT_SEED = 0.05, 2000, 0  # a held-out split when no validation file is given
+
+
+def split_valid(pairs: list[Example]) -> tuple[list[Example], list[Example], str]:
+    """Hold out 5% of the training sources (at most 2,000, at least 1) for validation: (train, valid, what was done).
+
+    By source, so a source's targets never sit on both sides; with a fixed seed (0), not the run's, so every run
+    on one corpus validates on the same split and a resumed run on the one it started with."""
+    sources = list(dict.fromkeys(ex.source for ex in pairs))
+    if len(sources) < 2:
+        raise InputError("--valid", None, f"the training data has {len(sources)} source(s): give a --valid file")
+    count = min(VALID_MAX, max(1, round(VALID_SHARE * len(sources))))
+    held = set(random.Random(SPLIT_SEED).sample(sources, count))
+    train = [ex for ex in pairs if ex.source not in held]
+    valid = [ex for ex in pairs if ex.source in held]
+    said = f"no --valid given: held out {count} of {len(sources)} training sources ({len(valid)} pairs; 5%, seed 0)"
+    return train, valid, said
