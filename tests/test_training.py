@@ -162,7 +162,7 @@ def test_slcvae_trains_like_its_cvae_bow_base_until_the_labels_act(tmp_path, syn
         train(tiny(model, "train.max_steps=12", *sets), tr, va, tmp_path / name)
     base, late, lw0 = (params(tmp_path / n) for n in ("cvae-bow", "slcvae", "slcvae-lw0"))
     shared = list(base)  # SLCVAE adds g and its schedule's buffers
-    schedule = {"ready_step", "start_step", "x_gap", "kl_mean"}  # the schedule's buffers
+    schedule = {f"label_schedule.{k}" for k in ("ready_step", "start_step", "x_gap", "kl_mean")}  # its buffers
     assert len(shared) > 30 and set(lw0) - set(shared) == {k for k in lw0 if k.startswith("labeler.")} | schedule
     for key in shared:  # lambda 0 throughout, labeling phase from step 3: the same weights, bit for bit
         assert torch.equal(base[key], lw0[key]), key

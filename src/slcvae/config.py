@@ -77,7 +77,6 @@ class SLCVAEConfig:
     warmup_steps: int = 1000  # start = "steps": CVAE steps without labeling loss (a fixed count fits one corpus and budget)
     plateau: float = 0.1  # start = "auto": start once the x-gap grew by less than this share over the last half of the run
     start_by: float = 0.5  # start = "auto": start at the latest once this share of the budget is spent (x read); 1 = off
-    watch_every: int = 1  # start = "auto": measure the x-gap every k-th step; k = 4 saves ~5% but its noisier means fire early
     ramp: float = 0.5  # lambda rises linearly from 0 at the start step s to full at (1 + ramp) s: no jump, scales with the run
     kl_ramp: bool = False  # lambda also follows the KL-annealing weight beta(step) (the paper's; needs cvae.kl_anneal)
     gate_kl: float = 0.1  # labels act only where z goes unused: the x-gap watch and lambda wait while the training KL's
@@ -85,18 +84,10 @@ class SLCVAEConfig:
     # once started they stay on. A base that keeps z in use is left alone: there the labels only cost coverage
     # (design.md, rounds 10-12) and the run is its CVAE + BOW base, at its speed. 0 = off, labels regardless (the paper)
     train_labeler_early: bool = False  # g also learns before the start; off: it cost 0.1 mode coverage (docs/design.md)
-    label_decay_steps: int = 0  # once full, lambda falls linearly to 0 (label_floor) over this many steps; 0 = constant
-    label_span: float = 0.0  # once full, lambda falls to 0 (label_floor) over this multiple of the start step; 0 = off
-    label_floor: float = 0.0  # decay / span end at this share of label_weight, and labeling goes on; 0 = decay to 0
-    label_fade: float = 0.0  # lambda falls to 0 over the budget's last share this big; 0 = off (neither gained: design.md)
+    label_decay_steps: int = 0  # once full, lambda falls linearly to 0 over this many steps, then labeling stops; 0 = constant
     label_every: int = 1  # a labeling phase after every k-th CVAE step, same batch (1 = strict alternation, the paper's)
     label_steps: int = 1  # labeling-network updates per labeling phase
     label_lr: float = 0.0  # learning rate of the labeling network; 0 = the CVAE's
-    label_prior: float = 0.0  # labeling phase: weight of -log p(z*|x) beside the recovery loss; 1 makes z* the mode of
-    # the true posterior p(z|x,y) ~ p(y|x,z) p(z|x) instead of the decoder's best code however unlikely (0, the paper's).
-    # 0.5 brings KL to CVAE + BOW's level on every corpus but coverage only on some (design.md, round 5): not the default
-    label_even: float = 0.0  # labeling phase: weight of the batch variance of the labels' Mahalanobis distance from the
-    # prior's mean, to draw far styles as often as near ones; 0 = off (design.md round 9: +0.013 at 7 minutes, -0.054 at 3)
 
 
 @dataclass
@@ -146,6 +137,7 @@ class Config:
         if raw.get("model_name", "slcvae") not in MODELS:
             raise InputError(path, 1, f"unknown model_name {raw.get('model_name')!r} (choose from {', '.join(MODELS)})")
         config = cls(model_name=raw.get("model_name", "slcvae"))
+        raw = {k: _without_removed(k, v, path) if isinstance(v, dict) else v for k, v in raw.items()}
         # a field the saved config lacks was added later: the run was trained with the behaviour from before it
         apply_overrides(config, {s: {k: v for k, v in f.items() if k not in raw.get(s, {})} for s, f in LEGACY.items()}, path)
         apply_overrides(config, {k: v for k, v in raw.items() if k != "model_name"}, path)
@@ -155,6 +147,15 @@ class Config:
 # Fields added after runs were saved, with the value that reproduces those runs: `Config.load` gives a saved config
 # that lacks one this value, whatever today's default is.
 LEGACY: dict[str, dict[str, Any]] = {"model": {"attention": False, "copy": False}}
+
+# Fields the studies tried and rejected, removed from the library, with the value that turned each off. A saved
+# config with that value loads without it; any other value, or setting one, is an error naming the commit that
+# still trains and loads such runs (the studies that used them say the same).
+REMOVED: dict[str, dict[str, Any]] = {
+    "slcvae": {"label_fade": 0.0, "label_prior": 0.0, "label_even": 0.0, "label_span": 0.0, "label_floor": 0.0,
+               "watch_every": 1},
+}  # fmt: skip
+REMOVED_AT = "74649bf"  # the last commit with them
 
 # The remedy each baseline name switches on; everything else is the plain CVAE.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -204,19 +205,13 @@ RANGES: dict[str, tuple[str, Any]] = {
             "ramp",
             "label_decay_steps",
             "label_lr",
-            "label_prior",
             "label_move",
-            "label_span",
-            "label_even",
             "gate_kl",
         )
     },
     "slcvae.plateau": _SHARE,
     "slcvae.start_by": _SHARE,
-    "slcvae.label_fade": _UNIT,
-    "slcvae.label_floor": _UNIT,
     "slcvae.label_every": _POSITIVE,
-    "slcvae.watch_every": _POSITIVE,
     "slcvae.label_steps": _POSITIVE,
     **{f"train.{k}": _POSITIVE for k in ("batch_size", "max_steps", "eval_every", "log_every", "bucket_batches")},
     **{f"train.{k}": _NONNEG for k in ("lr", "max_minutes", "iw_samples", "threads", "patience", "seed")},
@@ -235,8 +230,17 @@ def apply_overrides(config: Config, tree: dict[str, Any], origin: str | Path) ->
             set_field(target, section, key, value, origin)
 
 
+def _without_removed(section: str, values: dict[str, Any], origin: str | Path) -> dict[str, Any]:
+    """A saved section less the removed fields it holds at their off value (others: `set_field`'s error)."""
+    off = REMOVED.get(section, {})
+    return {k: v for k, v in values.items() if not (k in off and v == off[k])}
+
+
 def set_field(target: Any, section: str, key: str, value: Any, origin: str | Path) -> None:
     fields = {f.name: f for f in dataclasses.fields(target)}
+    if key in REMOVED.get(section, {}):
+        raise InputError(origin, None, f"{section}.{key} = {value!r}: removed (the studies rejected it); commit "
+                         f"{REMOVED_AT} trains and loads runs that use it")  # fmt: skip
     if key not in fields:
         raise InputError(origin, None, f"unknown config key {section}.{key} (known: {', '.join(fields)})")
     expected = type(getattr(target, key))
@@ -305,8 +309,4 @@ def build_config(model_name: str, config_file: Path | None = None, sets: list[st
     if config.model.copy and not config.model.attention:
         origin = next((f"--set {item}" for item in sets if "model.copy" in item), config_file or f"preset {model_name}")
         raise InputError(origin, None, "model.copy = true needs model.attention = true (the copy gate mixes in the attention)")
-    sl = config.slcvae
-    if sl.label_floor > 0 and not (sl.label_span or sl.label_decay_steps):  # a floor of no decay would change nothing
-        origin = next((f"--set {item}" for item in sets if "label_floor" in item), config_file)
-        raise InputError(origin, None, f"slcvae.label_floor = {sl.label_floor} needs slcvae.label_span or label_decay_steps > 0")
     return config
