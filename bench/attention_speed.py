@@ -15,17 +15,13 @@ batch 30, Adam). Figures (median of --repeats after one warm-up, as bench/throug
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_attention import BaselineAttentionSeq2Seq  # noqa: E402
-from throughput import DAILYDIALOG, LENGTH, VOCAB, baseline_source, dailydialog_batches, random_batches  # noqa: E402
-from timing import median_time, throughput_args  # noqa: E402
 
+from slcvae.benchmark.throughput import DAILYDIALOG, LENGTH, VOCAB, baseline_source, dailydialog_batches, random_batches  # noqa: E402
+from slcvae.benchmark.timing import median_time, throughput_args  # noqa: E402
 from slcvae.config import build_config  # noqa: E402
 from slcvae.data.batching import encode  # noqa: E402
 from slcvae.data.corpus import Example  # noqa: E402

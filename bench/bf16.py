@@ -12,12 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import throughput as T  # noqa: E402
+import slcvae.benchmark.throughput as T  # noqa: E402
 
 
 def main() -> None:

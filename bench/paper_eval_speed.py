@@ -19,9 +19,9 @@ import json
 from pathlib import Path
 
 import torch
-from timing import median_time
 
 import slcvae
+from slcvae.benchmark.timing import median_time
 from slcvae.data.batching import encode
 from slcvae.data.corpus import read_pairs
 from slcvae.evaluation.validation import validate

@@ -10,8 +10,8 @@ output projection that every decoding step pays, for scale. Median milliseconds 
 from __future__ import annotations
 
 import torch
-from timing import median_time
 
+from slcvae.benchmark.timing import median_time
 from slcvae.generation.decode import sample_tokens
 
 

@@ -239,6 +239,8 @@ def _without_removed(section: str, values: dict[str, Any], origin: str | Path) -
 def set_field(target: Any, section: str, key: str, value: Any, origin: str | Path) -> None:
     fields = {f.name: f for f in dataclasses.fields(target)}
     if key in REMOVED.get(section, {}):
+        if value == REMOVED[section][key]:  # switched off: what the library does without it
+            return
         raise InputError(origin, None, f"{section}.{key} = {value!r}: removed (the studies rejected it); commit "
                          f"{REMOVED_AT} trains and loads runs that use it")  # fmt: skip
     if key not in fields:

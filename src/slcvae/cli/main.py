@@ -369,14 +369,10 @@ def bench(
     threads: Annotated[int, typer.Option(help="torch threads (0 = torch's default)")] = 0,
     repeats: Annotated[int, typer.Option(help="timed repetitions per figure (median)")] = 5,
 ):
-    """Training and generation throughput against a straightforward baseline (runs bench/throughput.py)."""
-    import subprocess
+    """Training and generation throughput against a straightforward baseline (slcvae/benchmark/throughput.py)."""
+    from slcvae.benchmark.throughput import main as run_bench
 
-    script = Path(__file__).resolve().parents[3] / "bench" / "throughput.py"
-    if not script.is_file():
-        raise InputError(script, None, "not found: `slcvae bench` runs from a source checkout (pip install -e .)")
-    args = [sys.executable, str(script), "--threads", str(threads), "--repeats", str(repeats), *(["--json"] if json_ else [])]
-    raise typer.Exit(subprocess.run(args).returncode)
+    run_bench(["--threads", str(threads), "--repeats", str(repeats), *(["--json"] if json_ else [])])
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 and optionally a copy mechanism.
 
 A decoder started from [context; z] and given nothing else learns to ignore its first state: on DailyDialog every
-such model took 0.000 nats from its context (bench/context_use.py). Here the source reaches every step three ways:
+such model took 0.000 nats from its context (studies/context_use.py). Here the source reaches every step three ways:
 
     input   x_t = [embed(y_{t-1}); c]                  c = [context; z], the conditioning vector
     state   s_t = GRU(x_t, s_{t-1}),  s_0 = tanh(W_init c)

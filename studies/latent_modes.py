@@ -1,6 +1,6 @@
 """Where the styles sit in z, and why the prior's draws fall on them unevenly.
 
-    python bench/latent_modes.py --spec docs/results/schedule/base7.toml [--draws 200] [--sources 48]
+    python studies/latent_modes.py --spec docs/results/schedule/base7.toml [--draws 200] [--sources 48]
 
 For every finished run of a compare spec and every test source x with valid targets y_1..y_k:
 q_j = q(z|x, y_j) (each target's posterior) and p = p(z|x) (the prior). `draws` z ~ p are decoded

@@ -1,7 +1,7 @@
 """How many nats of a reply a trained model takes from its context: validation loss with each reply's own context
 against the same replies paired with other contexts.
 
-    python bench/context_use.py RUN_DIR [CHECKPOINT.pt ...] [--data data/dd-paper/valid.jsonl] [--threads 1]
+    python studies/context_use.py RUN_DIR [CHECKPOINT.pt ...] [--data data/dd-paper/valid.jsonl] [--threads 1]
 
 For each checkpoint (default: RUN_DIR/best.pt) it prints one JSON line: the step, the validation `rec` and `elbo`
 (nats per reply; for seq2seq `rec` is -log p(y|x)) with the true contexts, the same with the contexts shuffled

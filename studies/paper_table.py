@@ -1,6 +1,6 @@
 """Our rows of the SLCVAE paper's Table 1 beside the paper's, with the gap per cell (issue 9).
 
-    python bench/paper_table.py runs/compare/paper-dailydialog-35min [more folders] [--out docs/results/paper-dailydialog]
+    python studies/paper_table.py runs/compare/paper-dailydialog-35min [more folders] [--out docs/results/paper-dailydialog]
 
 Reads what `slcvae compare --spec configs/compare/paper-dailydialog*.toml` wrote (results.json, and each run's
 summary.json for steps, epochs, minutes and whether it stopped at convergence) and writes table.md and
@@ -12,8 +12,8 @@ Our own variants of a paper row are named after it with a suffix (`kla-wd-hold`:
 A converged row takes hours on this CPU and runs/ does not outlive a session, so the table is kept in a ledger
 that sessions add to: one small JSON per finished run (metrics, steps, convergence, the run's config), committed.
 
-    python bench/paper_table.py runs/compare/paper-dailydialog --record docs/results/paper-dailydialog/ledger
-    python bench/paper_table.py --ledger docs/results/paper-dailydialog/ledger --out docs/results/paper-dailydialog/table
+    python studies/paper_table.py runs/compare/paper-dailydialog --record docs/results/paper-dailydialog/ledger
+    python studies/paper_table.py --ledger docs/results/paper-dailydialog/ledger --out docs/results/paper-dailydialog/table
 
 --record writes an entry per converged run of the folders (an entry already there must hold the same numbers;
 runs stopped by their cap only with --unconverged); --ledger

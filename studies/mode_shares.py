@@ -1,6 +1,6 @@
 """Which valid targets a model's samples hit, per source: are the styles drawn evenly?
 
-    python bench/mode_shares.py --spec docs/results/schedule/base7.toml
+    python studies/mode_shares.py --spec docs/results/schedule/base7.toml
 
 Mode coverage (share of a source's valid targets among its samples) is capped by chance: with k valid
 targets drawn uniformly n times, a source shows all k with probability sum_j (-1)^j C(k, j) (1 - j/k)^n

@@ -1,7 +1,7 @@
 """Where corpus-level Distinct goes: replies reused across contexts vs varied within one (issue 9, design.md
 finding 9).
 
-    python bench/reply_reuse.py data/dd-paper/test.jsonl runs/compare/paper-dailydialog/runs/kla-wd/seed1/test.pred.jsonl [...]
+    python studies/reply_reuse.py data/dd-paper/test.jsonl runs/compare/paper-dailydialog/runs/kla-wd/seed1/test.pred.jsonl [...]
 
 For the references (one per row of the test file) and each prediction file (`slcvae generate`'s jsonl): Distinct-1/2
 over everything (the paper's corpus-level metric), over the first sample per source only, the mean per-source

@@ -18,10 +18,10 @@ concerts: concert listings, (band, city, weekday, tickets) -> 8 valid blurbs. Fo
     source (more than any other corpus here), a fourth vocabulary, 1,500 train sources drawn three times each. Made
     after the KL gate became the default (issue 10, round 12), and run once with it.
 
-    python bench/heldout_corpus.py --corpus trains --out data/trains
-    python bench/heldout_corpus.py --corpus hotels --out data/hotels
-    python bench/heldout_corpus.py --corpus recipes --out data/recipes
-    python bench/heldout_corpus.py --corpus concerts --out data/concerts
+    python studies/heldout_corpus.py --corpus trains --out data/trains
+    python studies/heldout_corpus.py --corpus hotels --out data/hotels
+    python studies/heldout_corpus.py --corpus recipes --out data/recipes
+    python studies/heldout_corpus.py --corpus concerts --out data/concerts
 """
 
 from __future__ import annotations

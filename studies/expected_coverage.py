@@ -1,6 +1,6 @@
 """Mode coverage of 10 samples per source, in expectation: a model's coverage without the noise of one draw.
 
-    python bench/expected_coverage.py --spec docs/results/schedule/base7.toml [--draws 100] [--k 10]
+    python studies/expected_coverage.py --spec docs/results/schedule/base7.toml [--draws 100] [--k 10]
 
 `slcvae compare` scores the 10 samples it drew once per test source. With 48-80 sources that one draw
 moves a run's coverage by a few hundredths (several times the gaps issue 10 chases), so two models that

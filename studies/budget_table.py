@@ -1,6 +1,6 @@
 """The budget study's table (issue 10): mode coverage and friends per budget and model, from finished compare sweeps.
 
-    python bench/budget_table.py configs/compare/budget-synth-{1,3,10}.toml --out docs/results/budget
+    python studies/budget_table.py configs/compare/budget-synth-{1,3,10}.toml --out docs/results/budget
 
 Reads each spec's `results.json` and every run's `summary.json` (for the steps, KL and the step where
 SLCVAE's labeling loss started), prints one markdown table (mean ± sample std over seeds) and writes

@@ -1,14 +1,14 @@
 #!/bin/bash
-# The GPU part of issue 9: configs/compare/paper-dailydialog-gpu.toml (the paper's CVAE rows, all runs at once on one
+# The GPU part of issue 9: docs/results/paper-dailydialog/search/paper-dailydialog-gpu.toml (the paper's CVAE rows, all runs at once on one
 # CUDA machine for the spec's 6.5 minutes, then scored there), plus the CUDA tests. Writes to $OUT: log.txt,
 # test_cuda.log, results.tgz (the compare folder without checkpoints) and weights.tgz.* (each run's best weights,
 # no optimizer state, for runs under 8 MB).
-#   usage: OUT=folder bash bench/gpu_sweep.sh [HARD_STOP_SECONDS] [WORKERS] [DEVICE]
+#   usage: OUT=folder bash studies/gpu_sweep.sh [HARD_STOP_SECONDS] [WORKERS] [DEVICE]
 # Needs the prepared data (data/dd-paper) and the package importable (PYTHONPATH=src or pip install -e .).
 set -u
 T=${1:-560}; W=${2:-13}; DEV=${3:-cuda}
 OUT=${OUT:?set OUT to a folder for the logs and archives}
-SPEC=configs/compare/paper-dailydialog-gpu.toml; DIR=runs/compare/paper-dailydialog-gpu
+SPEC=docs/results/paper-dailydialog/search/paper-dailydialog-gpu.toml; DIR=runs/compare/paper-dailydialog-gpu
 start=$(date +%s)
 python3 -c "import torch, sys; print('torch', torch.__version__, 'python', sys.version.split()[0], 'cuda', torch.cuda.is_available())"
 if [ "$DEV" = cuda ]; then

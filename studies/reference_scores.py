@@ -1,6 +1,6 @@
 """Score the human replies as if they were a model's samples: the Distinct a corpus's own references reach.
 
-    python bench/reference_scores.py [--data data/dd-paper/valid.jsonl] [--copies 1 10]
+    python studies/reference_scores.py [--data data/dd-paper/valid.jsonl] [--copies 1 10]
 
 Each source's first reference is its "sample", once and then repeated --copies times (10 = the table's 10 replies
 per context, all the same reply), scored with evaluate_texts as `slcvae evaluate` scores a model. Distinct-n

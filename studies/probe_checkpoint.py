@@ -1,6 +1,6 @@
 """Score one checkpoint of a run, finished or not, with the table's decoding: a probe at equal steps.
 
-    python bench/probe_checkpoint.py RUN_DIR CHECKPOINT.pt [--data data/dd-paper/valid.jsonl] [--threads 1]
+    python studies/probe_checkpoint.py RUN_DIR CHECKPOINT.pt [--data data/dd-paper/valid.jsonl] [--threads 1]
                                      [--latent posterior]
 
 RUN_DIR holds the run's config.json and tokenizer (a `slcvae train --out` folder, finished or still training);

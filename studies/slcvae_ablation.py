@@ -2,7 +2,7 @@
 src/slcvae/configs/ablation-compare.toml (configs/demo.toml, 3,000 steps per run, 10 greedy samples
 per unseen test source, z from the prior).
 
-    python bench/slcvae_ablation.py --out runs/ablation [--workers 2] [--only NAME ...]
+    python studies/slcvae_ablation.py --out runs/ablation [--workers 2] [--only NAME ...]
 
 Synthesizes the corpus into OUT/data, then runs the spec through `slcvae compare` (resumable:
 finished runs are skipped), and prints a markdown table of mode precision / coverage, BLEU,
