@@ -7,7 +7,7 @@ For each checkpoint (default: RUN_DIR/best.pt) it prints one JSON line: the step
 (nats per reply; for seq2seq `rec` is -log p(y|x)) with the true contexts, the same with the contexts shuffled
 among the examples (a fixed permutation that moves every example; the targets and their order stay), and the
 gap, shuffled - true. A gap near 0 says the model's likelihood of a reply does not depend on its context: it
-writes the same replies whatever it is asked (docs/design.md, findings 7 and 12). Latent models are scored as in
+writes the same replies whatever it is asked (docs/design/findings.md, findings 7 and 12). Latent models are scored as in
 training (z from q(z|x, y)), with validation's fixed seed, so both pairings see the same noise.
 It also reports the context GRU's output (before `model.context_norm`) over the true contexts: `context_abs`, its
 mean |value| (1 = every unit saturated), and `context_spread`, the mean over units of its std across sources

@@ -15,7 +15,8 @@ from slcvae.models.attention import AttentionDecoder
 from slcvae.models.modules import run_rnn
 from tests.test_models import assert_only_the_labeler_learned
 
-SMALL = ["model.embedding=8", "model.utterance=8", "model.context=12", "model.latent=4", "model.decoder=10", "model.mlp=8",
+SMALL = ["model.attention=false", "model.copy=false",
+    "model.embedding=8", "model.utterance=8", "model.context=12", "model.latent=4", "model.decoder=10", "model.mlp=8",
          "slcvae.gate_kl=0", "model.attention=true"]  # fmt: skip
 FAMILIES = ["seq2seq", "cvae", "cvae-bow", "slcvae"]
 
@@ -100,8 +101,10 @@ def test_copy_puts_probability_on_source_tokens(tok):
 
 
 def test_copy_needs_attention():
-    with pytest.raises(InputError, match="model.copy = true needs model.attention"):
-        build_config("seq2seq", sets=["model.copy=true"])
+    with pytest.raises(InputError, match="^--set model.copy=true: model.copy = true needs model.attention"):
+        build_config("seq2seq", sets=["model.attention=false", "model.copy=true"])
+    assert not build_config("seq2seq", sets=["model.attention=false"]).model.copy  # the default copies when attending
+    assert build_config("seq2seq").model.copy and build_config("seq2seq").model.attention
 
 
 @pytest.mark.parametrize("copy", [False, True])
@@ -194,23 +197,20 @@ def test_attention_with_copy_through_the_cli_the_api_and_the_server(tmp_path, sy
         assert reply.status_code == 200 and [len(row) for row in reply.json()["samples"]] == [2]
 
 
-def test_a_saved_config_without_the_attention_fields_loads_as_it_was_trained(tmp_path, monkeypatch):
+def test_a_saved_config_without_the_attention_fields_loads_as_it_was_trained(tmp_path):
     """Runs saved before model.attention existed used the first-state decoder: they load that way whatever the
     default becomes (config.LEGACY)."""
     import json
 
-    from slcvae import config as config_module
     from slcvae.config import Config
 
     saved = build_config("cvae").to_dict()
     del saved["model"]["attention"], saved["model"]["copy"]
     (tmp_path / "config.json").write_text(json.dumps(saved))
     loaded = Config.load(tmp_path / "config.json")
+    # the missing fields take LEGACY's values (off), not today's defaults (on)
     assert (loaded.model.attention, loaded.model.copy) == (False, False)
-    # the missing field takes LEGACY's value, not the default (here a LEGACY that differs from the default)
-    monkeypatch.setitem(config_module.LEGACY["model"], "attention", True)
-    assert Config().model.attention is False and Config.load(tmp_path / "config.json").model.attention is True
-    monkeypatch.setitem(config_module.LEGACY["model"], "attention", False)
+    assert (Config().model.attention, Config().model.copy) == (True, True)
     saved["model"]["attention"] = True  # a field the config holds is read as saved
     (tmp_path / "config.json").write_text(json.dumps(saved))
     assert Config.load(tmp_path / "config.json").model.attention is True

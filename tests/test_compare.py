@@ -12,7 +12,8 @@ from slcvae.errors import InputError
 from slcvae.evaluation.report import aggregate, table
 from slcvae.pipeline.compare import load_spec, run
 
-TINY = ["model.embedding=16", "model.utterance=16", "model.context=24", "model.latent=4", "model.decoder=24", "model.mlp=16",
+TINY = ["model.attention=false", "model.copy=false", "data.tokenizer=word", "data.lowercase=true",
+    "model.embedding=16", "model.utterance=16", "model.context=24", "model.latent=4", "model.decoder=24", "model.mlp=16",
         "train.tensorboard=false", "train.eval_every=6", "train.log_every=2",
         "slcvae.start=steps", "slcvae.warmup_steps=2", "slcvae.gate_kl=0"]  # fmt: skip
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 SETS = [
+    "model.attention=false", "model.copy=false", "data.tokenizer=word", "data.lowercase=true",
     "model.embedding=16", "model.utterance=16", "model.context=24", "model.latent=4", "model.decoder=24", "model.mlp=16",
     "train.batch_size=16", "train.eval_every=5", "train.log_every=1", "train.threads=1", "train.progress=false",
     "train.tensorboard=false", "slcvae.start=steps", "slcvae.warmup_steps=20",

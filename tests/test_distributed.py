@@ -10,6 +10,7 @@ import pytest
 import torch
 
 SETS = [
+    "model.attention=false", "model.copy=false", "data.tokenizer=word", "data.lowercase=true",
     "model.embedding=16", "model.utterance=16", "model.context=24", "model.decoder=24", "model.mlp=16",
     "train.batch_size=32", "train.log_every=1", "train.eval_every=10", "train.threads=1",
     "train.progress=false", "train.tensorboard=false",

@@ -163,7 +163,16 @@ def test_seq2seq_noise_perturbs_each_sample_of_the_context():
     from slcvae.models import build_model
 
     tok = TextTokenizer.train(["a b c d e f g h"], mode="word")
-    sets = ["model.embedding=8", "model.utterance=8", "model.context=12", "model.latent=4", "model.decoder=10", "model.mlp=8"]
+    sets = [
+        "model.attention=false",
+        "model.copy=false",
+        "model.embedding=8",
+        "model.utterance=8",
+        "model.context=12",
+        "model.latent=4",
+        "model.decoder=10",
+        "model.mlp=8",
+    ]
     torch.manual_seed(0)
     seq2seq = build_model(build_config("seq2seq", sets=sets), tok.vocab_size, tok.unk_id)
     examples = [Example(source=("a b c",))]

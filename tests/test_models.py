@@ -16,7 +16,8 @@ from slcvae.models import SLCVAE, build_model
 from slcvae.models.modules import gaussian_nll, kl
 from slcvae.models.schedule import x_gap_plateaued
 
-SMALL = ["model.embedding=8", "model.utterance=8", "model.context=12", "model.latent=4", "model.decoder=10", "model.mlp=8",
+SMALL = ["model.attention=false", "model.copy=false",
+    "model.embedding=8", "model.utterance=8", "model.context=12", "model.latent=4", "model.decoder=10", "model.mlp=8",
          "slcvae.gate_kl=0"]  # fmt: skip
 
 

@@ -11,7 +11,16 @@ from slcvae.data.tokenizer import TextTokenizer
 from slcvae.evaluation.source_use import source_use, swap_sources
 from slcvae.models import build_model
 
-SMALL = ["model.embedding=8", "model.utterance=8", "model.context=12", "model.latent=4", "model.decoder=10", "model.mlp=8"]
+SMALL = [
+    "model.attention=false",
+    "model.copy=false",
+    "model.embedding=8",
+    "model.utterance=8",
+    "model.context=12",
+    "model.latent=4",
+    "model.decoder=10",
+    "model.mlp=8",
+]
 
 
 @pytest.fixture(scope="module")

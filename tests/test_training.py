@@ -10,6 +10,10 @@ from slcvae.errors import InputError, TrainingDiverged
 from slcvae.training import load_model_dir, train
 
 TINY = [
+    "model.attention=false",  # the first-state decoder and word tokens these tests were written for
+    "model.copy=false",
+    "data.tokenizer=word",
+    "data.lowercase=true",
     "model.embedding=16",
     "model.utterance=16",
     "model.context=24",

@@ -21,9 +21,9 @@ MODELS = ("seq2seq", "cvae", "cvae-anneal", "cvae-freebits", "cvae-wdrop", "cvae
 
 @dataclass
 class DataConfig:
-    tokenizer: str = "auto"  # word | char | jieba | bpe (byte-level subwords, no <unk>, plain-text outputs) | auto: char
-    # when most letters are CJK (Chinese has no spaces), else word
-    lowercase: bool = True  # evaluation compares lowercase tokens, so modelling case only costs vocabulary
+    tokenizer: str = "bpe"  # bpe: byte-level subwords trained on the corpus (no <unk>, outputs as plain text; it won on
+    # WebNLG and tied on the synthetic corpus) | word | char | jieba | auto: char when most letters are CJK, else word
+    lowercase: bool = False  # cased, so outputs read as written; scoring lowercases both sides either way
     max_vocab: int = 10000  # the reference size for DailyDialog; rarer words become <unk>
     min_freq: int = 1  # keep every word the cap allows; raise it for noisy corpora
     max_source_len: int = 40  # tokens per source turn; longer turns are truncated (and counted)
@@ -43,12 +43,14 @@ class ModelConfig:
     dropout: float = 0.0  # dropout on embeddings and decoder outputs; off so runs stay cheap and exact
     context_norm: str = "none"  # none | batch: batch-normalize the context vector, so the part of the decoder's gradient
     # shared by every source (its wish for one generic first state) does not reach the encoder, which otherwise
-    # saturates onto one constant vector and the model ignores x (docs/design.md, finding 12). Default none: every
+    # saturates onto one constant vector and the model ignores x. Default none: every
     # committed run was trained without it
-    attention: bool = False  # the decoder reads [context; z] at every step and attends over the source's tokens
-    # (models/attention.py) instead of seeing the source only in its first state, which decoders learn to ignore.
-    # Off by default so a saved run without the field loads as it was trained
-    copy: bool = False  # with attention: a pointer-generator gate may copy source tokens (names, colours) into the output
+    attention: bool = True  # the decoder reads [context; z] at every step and attends over the source's tokens
+    # (models/attention.py) instead of seeing the source only in its first state, which decoders learn to ignore:
+    # it read the source and raised BLEU on all four corpora measured (docs/results/attention-*). Runs saved without
+    # the field load with it off (LEGACY), as they were trained
+    copy: bool = True  # with attention: a pointer-generator gate may copy source tokens (names, colours) into the output;
+    # off by itself when attention is off
 
 
 @dataclass
@@ -57,7 +59,7 @@ class CVAEConfig:
     anneal_steps: int = 10000  # linear: steps for the KL weight to reach 1; cyclical: length of one cycle
     anneal_ratio: float = 0.5  # cyclical: share of each cycle spent rising from 0 to 1 (Fu et al.'s R)
     anneal_hold: int = 0  # linear: steps at beta = 0 before the ramp. Adam rescales gradients, so even beta = 0.01 moves q
-    # onto the prior at full speed while the decoder's gradient through z is still ~0 (docs/design.md, finding 5)
+    # onto the prior at full speed while the decoder's gradient through z is still ~0
     free_bits: float = 0.0  # nats per latent dimension below which KL is not penalized (Kingma et al. 2016)
     word_dropout: float = 0.0  # chance to replace a decoder input word by <unk> (Bowman et al. 2016)
     bow_weight: float = 0.0  # weight of the bag-of-words loss from [x; z] (Zhao et al. 2017)
@@ -65,12 +67,12 @@ class CVAEConfig:
 
 @dataclass
 class SLCVAEConfig:
-    # Defaults measured at several budgets and corpora (docs/results/schedule/, docs/results/budget/; docs/design.md).
+    # Defaults measured at several budgets and corpora (docs/results/schedule/, docs/results/budget/; docs/design/README.md).
     # The slcvae preset also sets cvae.bow_weight = 1 (PRESETS): labels act on a CVAE + BOW base.
     distance: str = "mean_sq"  # mean_sq: |mu_q - z*|^2 | nll: -log q(z*|x,y), shrinks q to 0 | sample_sq: |z - z*|^2 (paper)
     label_weight: float = 1.0  # lambda at full strength; with nll, 1 cancels the log-variance terms of KL and D
     label_bound: float = 2.0  # z* = B tanh(raw / B); unbounded labels grow while the decoder saturates; 0 = off
-    label_base: str = "posterior"  # posterior: z* = mu_q + g's move (starts at 0; no extra KL, design.md round 6) | none: z* = g
+    label_base: str = "posterior"  # posterior: z* = mu_q + g's move (starts at 0, so labels cost no extra KL) | none: z* = g
     label_move: float = 1.0  # label_base = posterior: weight of |z* - mu_q|^2 in g's loss; keeps z* on q where decoding is flat
     labeler_encoder: str = "shared"  # shared: MLP on the CVAE's detached encodings (1.1x a CVAE step) | own: own encoders (2x)
     start: str = "auto"  # when lambda starts rising: auto = once the decoder reads x (x-gap stops growing) | steps = warmup_steps
@@ -82,8 +84,8 @@ class SLCVAEConfig:
     gate_kl: float = 0.1  # labels act only where z goes unused: the x-gap watch and lambda wait while the training KL's
     # running mean is at or above this (nats per source; 0.1 is the library's "KL vanished" line, trainer.KL_VANISHED);
     # once started they stay on. A base that keeps z in use is left alone: there the labels only cost coverage
-    # (design.md, rounds 10-12) and the run is its CVAE + BOW base, at its speed. 0 = off, labels regardless (the paper)
-    train_labeler_early: bool = False  # g also learns before the start; off: it cost 0.1 mode coverage (docs/design.md)
+    # and the run is its CVAE + BOW base, at its speed. 0 = off, labels regardless (the paper)
+    train_labeler_early: bool = False  # g also learns before the start; off: it cost 0.1 mode coverage (docs/design/README.md)
     label_decay_steps: int = 0  # once full, lambda falls linearly to 0 over this many steps, then labeling stops; 0 = constant
     label_every: int = 1  # a labeling phase after every k-th CVAE step, same batch (1 = strict alternation, the paper's)
     label_steps: int = 1  # labeling-network updates per labeling phase
@@ -105,7 +107,7 @@ class TrainConfig:
     seed: int = 1234  # seeds data order, initialization and sampling; runs on CPU are repeatable
     threads: int = 0  # torch intra-op threads; 0 = torch's default (all cores)
     device: str = "cpu"  # cpu | cuda | cuda:N | auto; CPU by default so runs are exactly repeatable
-    tensorboard: bool = True  # write TensorBoard event files under OUT/tb
+    tensorboard: bool = False  # also write TensorBoard event files under OUT/tb (needs slcvae[plots]); log.jsonl always
     progress: bool = True  # rich progress bar with ETA on stderr
 
 
@@ -165,7 +167,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "cvae-freebits": {"cvae": {"free_bits": 0.1}},
     "cvae-wdrop": {"cvae": {"word_dropout": 0.25}},
     "cvae-bow": {"cvae": {"bow_weight": 1.0}},
-    "slcvae": {"cvae": {"bow_weight": 1.0}},  # on a CVAE + BOW base: z carries content from the start (docs/design.md)
+    "slcvae": {"cvae": {"bow_weight": 1.0}},  # on a CVAE + BOW base: z carries content from the start (docs/design/README.md)
     "lm": {},  # a target-side language model p(y), for MMI-antiLM reranking of seq2seq beams
 }
 
@@ -309,6 +311,11 @@ def build_config(model_name: str, config_file: Path | None = None, sets: list[st
         section, key, value = parse_set(item)
         apply_overrides(config, {section: {key: value}}, f"--set {item}")
     if config.model.copy and not config.model.attention:
-        origin = next((f"--set {item}" for item in sets if "model.copy" in item), config_file or f"preset {model_name}")
-        raise InputError(origin, None, "model.copy = true needs model.attention = true (the copy gate mixes in the attention)")
+        # the default copy = true means "copy when attending"; asked for by name without attention it is a mistake
+        given = [f"--set {item}" for item in sets if parse_set(item)[:2] == ("model", "copy")]
+        if config_file is not None and "copy" in tree.get("model", {}):
+            given.insert(0, str(config_file))
+        if given:
+            raise InputError(given[-1], None, "model.copy = true needs model.attention = true (the gate mixes in the attention)")
+        config.model.copy = False
     return config

@@ -329,8 +329,11 @@ def serve(
 ):
     """Serve a model over HTTP: POST /v1/generate (batched), GET /health, GET /v1/model, a web page at /, docs at /docs."""
     import torch
-    import uvicorn
 
+    from slcvae.extras import require
+
+    uvicorn = require("uvicorn", "slcvae serve")
+    require("fastapi", "slcvae serve")
     from slcvae.generator import Generator
     from slcvae.serving.app import ServeConfig, create_app
 

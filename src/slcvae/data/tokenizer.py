@@ -160,6 +160,6 @@ def _load_jieba():
     try:
         import jieba
     except ImportError:
-        raise InputError("data.tokenizer", None, "tokenizer 'jieba' needs `pip install slcvae[jieba]`") from None
+        raise InputError("data.tokenizer", None, "tokenizer 'jieba' needs jieba: pip install \"slcvae[jieba]\"") from None
     jieba.setLogLevel(60)
     return jieba

@@ -24,6 +24,7 @@ import numpy as np
 
 from slcvae.errors import InputError
 from slcvae.evaluation.metrics import read_predictions
+from slcvae.extras import require
 
 CRITERIA = ("fluency", "coherence", "diversity")
 HEADER = ("id", "source", "responses", *CRITERIA)
@@ -105,7 +106,7 @@ def _read_ratings(path: Path, known: set[str]) -> dict[str, dict[str, int]]:
 
 def aggregate(key_path: Path, sheets: list[Path]) -> dict:
     """{"models": {model: {criterion: {mean, ci95, items}}}, "alpha": {criterion: alpha}, "raters": n}."""
-    import krippendorff
+    krippendorff = require("krippendorff", "human-eval import")
 
     try:
         key = json.loads(Path(key_path).read_text(encoding="utf-8"))["items"]

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
 from slcvae.errors import InputError
+from slcvae.extras import available, require
 
 # (key, header, direction): +1 higher is better, -1 lower is better, 0 a diagnostic (never bold)
 ACCURACY = [
@@ -127,6 +129,9 @@ def write_report(spec, results: dict[str, dict[str, dict]], out: Path, split: st
     parts.append(f"\nPlots: curves.png (training KL and reconstruction), tradeoff{suffix}.png (Distinct-2 vs BLEU-P)"
                  + (f", modes{suffix}.png" if modes else "") + ".\n")  # fmt: skip
     (out / f"report{suffix}.md").write_text("\n".join(parts), encoding="utf-8")
+    if not available("matplotlib"):
+        print(f'{out}: no plots (pip install "slcvae[plots]" for them); the report and results are written', file=sys.stderr)
+        return
     plot_curves(spec, out / "curves.png")
     plot_tradeoff(agg, out / f"tradeoff{suffix}.png", f"{spec.path.stem} ({split})" if suffix else spec.path.stem)
     if modes:
@@ -134,8 +139,7 @@ def write_report(spec, results: dict[str, dict[str, dict]], out: Path, split: st
 
 
 def _pyplot():
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from slcvae.data.synth import synth
 from slcvae.errors import InputError
+from slcvae.extras import require
 from slcvae.io import write_json_atomic, write_text_atomic
 from slcvae.pipeline import compare
 from slcvae.pipeline.compare import load_spec
@@ -44,8 +45,7 @@ def config_path() -> Path:
 
 
 def plot(results: dict[str, dict], path: Path) -> None:
-    import matplotlib
-
+    matplotlib = require("matplotlib", "the demo's plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

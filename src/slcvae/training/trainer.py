@@ -25,6 +25,7 @@ from slcvae.data.corpus import read_pairs, split_valid
 from slcvae.data.tokenizer import TextTokenizer
 from slcvae.errors import InputError, TrainingDiverged
 from slcvae.evaluation.validation import validate
+from slcvae.extras import require
 from slcvae.generation.config import for_model
 from slcvae.io import OutputLock, fingerprint, write_json_atomic, write_text_atomic
 from slcvae.loading import load_checkpoint, load_model_dir, load_run_checkpoint
@@ -164,6 +165,7 @@ class Run:
         self.net = distributed.wrap(self.model, ctx)  # what forward/backward run through; `model` stays the plain module
         self.writer = None
         if cfg.train.tensorboard and ctx.main:
+            require("tensorboard", "train.tensorboard = true")
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(out_dir / "tb"), purge_step=self.state.step)

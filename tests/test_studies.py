@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-_spec = importlib.util.spec_from_file_location("mode_shares", Path(__file__).parents[1] / "bench" / "mode_shares.py")
+_spec = importlib.util.spec_from_file_location("mode_shares", Path(__file__).parents[1] / "studies" / "mode_shares.py")
 mode_shares = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(mode_shares)
 
@@ -29,7 +29,7 @@ def test_shares_count_targets_shown_per_source():
         mode_shares.shares(test, preds[::-1])
 
 
-_spec_lm = importlib.util.spec_from_file_location("latent_modes", Path(__file__).parents[1] / "bench" / "latent_modes.py")
+_spec_lm = importlib.util.spec_from_file_location("latent_modes", Path(__file__).parents[1] / "studies" / "latent_modes.py")
 latent_modes = importlib.util.module_from_spec(_spec_lm)
 _spec_lm.loader.exec_module(latent_modes)
 
@@ -59,7 +59,7 @@ def test_latent_modes_shares_of_a_two_target_source_add_up():
     assert stats["dist"] > 0 and stats["dist_ratio"] >= 1.0 and stats["width"] > 0
 
 
-_spec_pt = importlib.util.spec_from_file_location("paper_table", Path(__file__).parents[1] / "bench" / "paper_table.py")
+_spec_pt = importlib.util.spec_from_file_location("paper_table", Path(__file__).parents[1] / "studies" / "paper_table.py")
 paper_table = importlib.util.module_from_spec(_spec_pt)
 _spec_pt.loader.exec_module(paper_table)
 
@@ -106,7 +106,7 @@ def test_paper_table_ledger_adds_sessions_runs_into_one_row(tmp_path):
         paper_table.build(paper_table.read_ledger(ledger))
 
 
-_spec_cu = importlib.util.spec_from_file_location("context_use", Path(__file__).parents[1] / "bench" / "context_use.py")
+_spec_cu = importlib.util.spec_from_file_location("context_use", Path(__file__).parents[1] / "studies" / "context_use.py")
 context_use = importlib.util.module_from_spec(_spec_cu)
 _spec_cu.loader.exec_module(context_use)
 
