@@ -215,8 +215,10 @@ def test_vanished_kl_is_reported():
     assert run_warnings(seq2seq, {}, TrainState(step=7, best=3.0)) == []  # no latent: nothing to vanish
     assert run_warnings(seq2seq, {"source_use": 0.02}, TrainState(step=7, best=3.0)) == [
         "the model takes 0.02 nats per target from its source (validation, step 7): its outputs barely depend on the "
-        "source; on dialogue try --set model.attention=true"
+        "source; try --set model.attention=true (the decoder reads the source only in its first state)"
     ]
+    attending = build_model(tiny("seq2seq", "model.attention=true"), 20, 1)
+    assert run_warnings(attending, {"source_use": 0.02}, TrainState(step=7))[0].endswith("source; it may need more steps")
     assert run_warnings(seq2seq, {"source_use": 1.5}, TrainState(step=7, best=3.0)) == []
     assert run_warnings(build_model(tiny("lm"), 20, 1), {"source_use": 0.0}, TrainState(step=7, best=3.0)) == []
 

@@ -337,7 +337,12 @@ def run_warnings(model: Seq2Seq, metrics: dict[str, float], state: TrainState) -
     if model.cfg.model_name != "lm" and metrics.get("source_use", math.inf) < SOURCE_IGNORED:  # the LM reads no source
         warnings.append(
             f"the model takes {metrics['source_use']:.3g} nats per target from its source (validation, step {state.step}): "
-            "its outputs barely depend on the source; on dialogue try --set model.attention=true"
+            "its outputs barely depend on the source"
+            + (
+                "; try --set model.attention=true (the decoder reads the source only in its first state)"
+                if not model.cfg.model.attention
+                else "; it may need more steps"
+            )
         )
     schedule = model.schedule(state.step)
     if schedule.get("label_gated"):
