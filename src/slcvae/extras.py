@@ -4,6 +4,7 @@ pip install "slcvae[serve]"       HTTP serving (fastapi, uvicorn)
 pip install "slcvae[plots]"       compare/demo plots and TensorBoard logs (matplotlib, tensorboard)
 pip install "slcvae[human-eval]"  agreement of human ratings (krippendorff)
 pip install "slcvae[jieba]"       Chinese word segmentation (jieba)
+pip install "slcvae[pretrained]"  pretrained sentence encoders (transformers)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from types import ModuleType
 from slcvae.errors import InputError
 
 EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "matplotlib": "plots", "tensorboard": "plots",
-          "krippendorff": "human-eval", "jieba": "jieba"}  # fmt: skip
+          "krippendorff": "human-eval", "jieba": "jieba", "transformers": "pretrained"}  # fmt: skip
 
 
 def available(module: str) -> bool:

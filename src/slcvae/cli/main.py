@@ -196,13 +196,17 @@ def evaluate(
     model_dir: Annotated[Path | None, typer.Option(help="also score the model's latent health on --references")] = None,
     checkpoint: Annotated[str, typer.Option(help="with --model-dir: best | last")] = "best",
     iw_samples: Annotated[int, typer.Option(help="with --model-dir: importance samples for the NLL bound")] = 20,
+    encoder: Annotated[
+        str | None,
+        typer.Option(help="also score meaning with this sentence encoder: a Hugging Face folder or all-MiniLM-L6-v2"),
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ):
     """Score N samples per source: BLEU-1..4 precision/recall, sacreBLEU, distinct, self-BLEU, modes;
     with --model-dir also KL, active units, mutual information and importance-weighted NLL/perplexity."""
     from slcvae.evaluation import score_files
 
-    metrics = score_files(predictions, references, model_dir, checkpoint, iw_samples)
+    metrics = score_files(predictions, references, model_dir, checkpoint, iw_samples, encoder)
     if json_:
         print(json.dumps(metrics))
     else:

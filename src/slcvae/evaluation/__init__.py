@@ -8,7 +8,7 @@ from slcvae.data.corpus import Example
 from slcvae.errors import InputError
 from slcvae.evaluation.metrics import evaluate_texts, read_predictions
 
-__all__ = ["evaluate_texts", "latent_health", "read_predictions", "score_files"]
+__all__ = ["evaluate_texts", "latent_health", "meaning_scores", "read_predictions", "score_files"]
 
 
 def latent_health(model, tokenizer, cfg, pairs: list[Example], iw_samples: int = 20) -> dict[str, float]:
@@ -27,9 +27,15 @@ def latent_health(model, tokenizer, cfg, pairs: list[Example], iw_samples: int =
 
 
 def score_files(
-    predictions: Path, references: Path, model_dir: Path | None = None, checkpoint: str = "best", iw_samples: int = 20
+    predictions: Path,
+    references: Path,
+    model_dir: Path | None = None,
+    checkpoint: str = "best",
+    iw_samples: int = 20,
+    encoder: str | None = None,
 ) -> dict[str, float]:
-    """`slcvae evaluate`: text metrics of a predictions file against its corpus (+ latent health)."""
+    """`slcvae evaluate`: text metrics of a predictions file against its corpus (+ latent health with a model folder,
+    + meaning-level metrics with a sentence encoder)."""
     from slcvae.data.corpus import read_corpus
 
     preds = read_predictions(predictions)
@@ -47,4 +53,15 @@ def score_files(
 
         model, tokenizer, cfg, _ = load_model(model_dir, checkpoint)
         metrics.update(latent_health(model, tokenizer, cfg, read_pairs(references), iw_samples))
+    if encoder is not None:
+        metrics.update(meaning_scores([s for _, s in preds], [ex.targets for ex in refs], encoder))
     return metrics
+
+
+def meaning_scores(predictions: list[list[str]], references: list[list[str]], encoder: str) -> dict[str, float]:
+    """evaluation/semantic.py's scores with the named encoder, its encodings cached on disk."""
+    from slcvae.evaluation.semantic import semantic_scores
+    from slcvae.pretrained import EncodingCache, SentenceEncoder
+
+    model, cache = SentenceEncoder.load(encoder), EncodingCache()
+    return semantic_scores(predictions, references, lambda texts: cache.encode(model, texts))

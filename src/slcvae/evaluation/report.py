@@ -28,6 +28,8 @@ ACCURACY = [
     ("mode_precision", "mode P", 1),
     ("mode_coverage", "mode cov", 1),
     ("mode_coverage_expected", "E[mode cov]", 1),  # [evaluate] coverage_draws: the same, in expectation
+    ("semantic_precision", "sem-P", 1),  # [evaluate] encoder: best cosine to a reference (evaluation/semantic.py)
+    ("semantic_recall", "sem-R", 1),
 ]
 DIVERSITY = [
     ("distinct_1", "Dist-1", 1),
@@ -37,6 +39,8 @@ DIVERSITY = [
     ("self_bleu", "self-BLEU", -1),
     ("unique_per_source", "unique/src", 1),
     ("generic_share", "generic", -1),  # share of all samples taken by the 10 most frequent outputs
+    ("semantic_diversity", "sem-div", 1),  # [evaluate] encoder: mean pairwise cosine distance of a source's samples
+    ("meaning_distinct", "meanings", 1),  # [evaluate] encoder: samples left after merging those within cosine 0.9
     ("avg_length", "len", 0),
 ]
 HEALTH = [

@@ -28,6 +28,7 @@ Spec (paths relative to the working directory):
     iw_samples = 20                    # importance samples for the NLL bound; 0 = skip latent health
     coverage_draws = 100               # also draw 100 per test source and report mode_coverage_expected, the
                                        # coverage num_samples samples have in expectation; 0 = skip
+    encoder = "all-MiniLM-L6-v2"       # also the meaning-level metrics with this sentence encoder (optional)
     [models]
     cvae = { model = "cvae" }
     "slcvae-lam0.5" = { model = "slcvae", set = ["slcvae.label_weight=0.5"], seeds = [1] }   # only seed 1
@@ -95,6 +96,7 @@ class Spec:
     generate: dict[str, Any]
     iw_samples: int
     coverage_draws: int = 0  # [evaluate]: draws per test source for mode_coverage_expected; 0 = not computed
+    encoder: str = ""  # [evaluate]: a sentence encoder for the meaning-level metrics; "" = not computed
     entries: dict[str, Entry] = field(default_factory=dict)
     device: str = ""  # `slcvae compare --device`: where the runs train (a machine's, not the spec's; "" = the config's)
     split: str = "test"  # `slcvae compare --split`: score on the test file, or on the validation file to tune
@@ -179,8 +181,9 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Spec:
                 path, None, f"{where}: unknown field(s) {', '.join(sorted(bad))} (known: {', '.join(sorted(gen_fields))})"
             )
     evaluate = tree.get("evaluate", {})
-    if set(evaluate) - {"iw_samples", "coverage_draws"}:
-        raise InputError(path, None, f"[evaluate] knows only iw_samples and coverage_draws, got {', '.join(sorted(evaluate))}")
+    if set(evaluate) - {"iw_samples", "coverage_draws", "encoder"}:
+        known = "iw_samples, coverage_draws and encoder"
+        raise InputError(path, None, f"[evaluate] knows only {known}, got {', '.join(sorted(evaluate))}")
     spec = Spec(
         path=path,
         out=Path(_need(tree, "out", str, path)),
@@ -196,6 +199,7 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Spec:
         generate=generate,
         iw_samples=int(evaluate.get("iw_samples", 20)),
         coverage_draws=int(evaluate.get("coverage_draws", 0)),
+        encoder=str(evaluate.get("encoder", "")),
     )
     if spec.max_steps < 0 or spec.max_minutes < 0 or not spec.budget():
         raise InputError(path, None, "the budget must be positive")
@@ -286,7 +290,7 @@ def _score_job(job: tuple[Spec, str, int]) -> tuple[str, int, dict[str, Any]]:
     lm = (spec.run_dir(gen.lm, seed) if gen.lm in spec.entries else Path(gen.lm)) if gen.decode == "mmi" else None
     metrics = score_run(spec.run_dir(entry.run, seed), spec.run_dir(name, seed), spec.scored_file(), gen,
                         spec.checkpoint(entry), spec.test_sources, spec.iw_samples, lm, spec.coverage_draws,
-                        spec.device or "cpu", spec.split)  # fmt: skip
+                        spec.device or "cpu", spec.split, spec.encoder)  # fmt: skip
     return name, seed, metrics
 
 

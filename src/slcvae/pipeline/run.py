@@ -22,7 +22,7 @@ from slcvae.config import Config
 from slcvae.data.batching import encode
 from slcvae.data.corpus import Example, read_corpus
 from slcvae.errors import InputError
-from slcvae.evaluation import evaluate_texts, latent_health
+from slcvae.evaluation import evaluate_texts, latent_health, meaning_scores
 from slcvae.evaluation.metrics import mode_coverage_at
 from slcvae.evaluation.source_use import source_use
 from slcvae.generation import GenerationConfig, generate
@@ -128,7 +128,7 @@ def expected_coverage(model, tokenizer, cfg: Config, tests: list[Example], gen: 
 def score_run(
     train_dir: Path, out_dir: Path, test: Path, gen: GenerationConfig, checkpoint: str = "last",
     test_sources: int = 0, iw_samples: int = 0, lm_dir: Path | None = None, coverage_draws: int = 0, device: str = "cpu",
-    split: str = "test",
+    split: str = "test", encoder: str = "",
 ) -> dict[str, Any]:  # fmt: skip
     """Generate for the test sources with the model in `train_dir`, score, and cache the result in out_dir/eval.json.
 
@@ -145,6 +145,8 @@ def score_run(
            "test_sources": test_sources, "iw_samples": iw_samples, "source_use": True}  # fmt: skip
     if coverage_draws:  # absent when off, so the caches of runs scored before it existed stay valid
         key["coverage_draws"] = coverage_draws
+    if encoder:
+        key["encoder"] = encoder
     cache = out_dir / ("eval.json" if split == "test" else f"{split}.eval.json")
     if cache.is_file():
         saved = json.loads(cache.read_text(encoding="utf-8"))
@@ -158,6 +160,8 @@ def score_run(
     anti_lm = load_lm(lm_dir, tokenizer) if gen.decode == "mmi" else None
     samples, _ = generate_file(model, tokenizer, cfg, tests, gen, out_dir / f"{split}.pred.jsonl", anti_lm)
     metrics: dict[str, Any] = evaluate_texts(samples, [ex.targets for ex in tests], modes=all(ex.complete for ex in tests))
+    if encoder:
+        metrics.update(meaning_scores(samples, [ex.targets for ex in tests], encoder))
     if coverage_draws and "mode_coverage" in metrics and gen.decode in ("greedy", "sample"):
         metrics["mode_coverage_expected"] = expected_coverage(model, tokenizer, cfg, tests, gen, coverage_draws, anti_lm)
     pairs = [Example(ex.source, [t], ex.line) for ex in tests for t in ex.targets]  # the scored sources, a pair per target

