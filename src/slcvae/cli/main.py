@@ -136,7 +136,7 @@ def generation_options(fn):
         names = [SPELL_CLI(f.name)] + [SPELL_CLI(a) if len(a) > 1 else f"-{a}" for a in f.metadata["aliases"]]
         if kind is bool:
             names = [f"{names[0]}/--no-{f.name.replace('_', '-')}"]
-        info = typer.Option(*names, help=f"{f.metadata['help']} [default: {f.default}]", show_default=False)
+        info = typer.Option(*names, help=f"{f.metadata['help']} [library default: {f.default}]", show_default=False)
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
                                         annotation=Annotated[kind | None, info]))  # fmt: skip
     fn.__signature__ = inspect.Signature(params)
