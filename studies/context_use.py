@@ -36,7 +36,7 @@ def shuffled(data: Encoded, seed: int = 0) -> Encoded:
     order = np.random.default_rng(seed).permutation(len(data))
     source_of = np.empty_like(order)
     source_of[order] = np.roll(order, 1)  # order[i] takes the turns of order[i - 1]
-    return Encoded([data.turns[j] for j in source_of], data.targets, data.truncated)
+    return data.select(source_of)
 
 
 def main() -> None:

@@ -255,6 +255,18 @@ def test_seq2seq_decoding_baselines_diverse_beam_and_mmi(tmp_path, synth_dir):
             assert [line["drawn"] for line in lines] == gen.last_drawn
             assert all(len(set(line["samples"])) == 4 or line["drawn"] == 12 for line in lines)
             assert all(len(set(line["samples"])) == len(line["samples"]) for line in lines)
+    # and over HTTP: the same diverse-beam request, the same outputs
+    from fastapi.testclient import TestClient
+
+    from slcvae.serving.app import create_app
+
+    body = {"sources": sources[:5], "n": 4, "num_beams": 4, "num_beam_groups": 4, "diversity_penalty": 1.0,
+            "no_repeat_ngram_size": 2, "seed": 5}  # fmt: skip
+    with TestClient(create_app(gen)) as client:
+        reply = client.post("/v1/generate", json=body)
+    assert reply.status_code == 200, reply.text
+    api = dict(num_beams=4, num_beam_groups=4, diversity_penalty=1.0, no_repeat_ngram_size=2, seed=5)
+    assert reply.json()["samples"] == gen.generate(sources[:5], 4, **api)
 
 
 def test_file_faults_are_one_line_errors(tmp_path, synth_dir, monkeypatch):

@@ -29,6 +29,11 @@ class DataConfig:
     max_source_len: int = 40  # tokens per source turn; longer turns are truncated (and counted)
     max_target_len: int = 40  # tokens per target; also the generation length limit
     max_turns: int = 10  # context turns kept (the most recent), the common 1-10 turn window
+    encoder: str = ""  # a pretrained sentence encoder (a Hugging Face folder, or all-MiniLM-L6-v2 from its package)
+    # whose frozen vector of every turn and target feeds the model beside its own encoders; "" = none (the default:
+    # nothing measured it yet). Needs slcvae[pretrained]; encodings are cached on disk (slcvae/pretrained.py)
+    encoder_fingerprint: str = ""  # set by training: the SHA-256 of the encoder's weights; loading refuses another
+    encoder_dim: int = 0  # set by training: the size of the encoder's vectors
 
 
 @dataclass
@@ -286,6 +291,8 @@ def config_diff(saved: Config, wanted: Config, free: tuple[str, ...] = RESUME_FR
             d["train"].pop(key, None)
         if wanted.model_name != "slcvae":  # a section the model never reads cannot make two runs differ
             d.pop("slcvae")
+        for key in ("encoder_fingerprint", "encoder_dim"):  # derived from data.encoder by training; checked when encoding
+            d["data"].pop(key, None)
     diff = [] if a["model_name"] == b["model_name"] else [f"model: {a['model_name']!r} -> {b['model_name']!r}"]
     for section, values in b.items():
         if isinstance(values, dict):

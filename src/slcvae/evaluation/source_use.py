@@ -22,10 +22,10 @@ SWAP_SEED = 0  # the same swap for every model and run
 def swap_sources(data: Encoded, seed: int = SWAP_SEED) -> Encoded:
     """`data` with each example's source replaced by the next one's along a seeded random cycle."""
     order = np.random.default_rng(seed).permutation(len(data))
-    turns: list = [None] * len(data)
+    source_of = [0] * len(data)
     for own, other in zip(order, np.roll(order, -1), strict=True):
-        turns[own] = data.turns[other]
-    return Encoded(turns, data.targets, data.truncated)
+        source_of[own] = int(other)
+    return data.select(source_of)
 
 
 @torch.no_grad()

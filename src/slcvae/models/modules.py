@@ -143,9 +143,12 @@ class Encoder(nn.Module):
     `read(batch)` -> (the context, and with `model.attention` the source's token states as a `Memory`).
     """
 
-    def __init__(self, vocab: int, cfg: ModelConfig):
+    def __init__(self, vocab: int, cfg: ModelConfig, pretrained_dim: int = 0):
         super().__init__()
         self.embed = nn.Embedding(vocab, cfg.embedding, padding_idx=0)
+        # data.encoder: each turn's (and target's) frozen pretrained vector, projected and added to the utterance
+        # GRU's, so the context, the prior, the posterior and the labels all see it
+        self.pretrained = nn.Linear(pretrained_dim, 2 * cfg.utterance) if pretrained_dim else None
         self.utterance = UtteranceEncoder(self.embed, cfg.utterance, cfg.layers)
         self.context = ContextEncoder(cfg.utterance, cfg.context, cfg.layers)
         # Batch norm's backward removes the gradient's mean over the batch: the encoder learns only what tells
@@ -162,6 +165,8 @@ class Encoder(nn.Module):
         """(context [batch, context], the token memory [batch, source_len, 2 * utterance] or None without attention)."""
         memory = memory and self.turn is not None
         out, utts = self.utterance.states(batch.turns, batch.turn_lens, outputs=memory)
+        if self.pretrained is not None:
+            utts = utts + self.pretrained(_vectors(batch.turn_vecs))
         ctx = self.norm(self.context(utts, batch.n_turns))
         return ctx, (self.memory(out, batch) if memory else None)
 
@@ -184,7 +189,14 @@ class Encoder(nn.Module):
 
     def target(self, batch: Batch) -> torch.Tensor:
         # drop <bos>: the encoder reads the words and <eos>
-        return self.utterance(batch.target[:, 1:], batch.target_lens - 1)
+        y = self.utterance(batch.target[:, 1:], batch.target_lens - 1)
+        return y + self.pretrained(_vectors(batch.target_vec)) if self.pretrained is not None else y
+
+
+def _vectors(v: torch.Tensor | None) -> torch.Tensor:
+    if v is None:
+        raise ValueError("this model reads pretrained vectors (data.encoder): encode its data with that config")
+    return v
 
 
 def mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:

@@ -25,7 +25,7 @@ class Seq2Seq(nn.Module):
     def __init__(self, vocab: int, cfg: Config, unk_id: int):
         super().__init__()
         self.cfg = cfg
-        self.encoder = Encoder(vocab, cfg.model)
+        self.encoder = Encoder(vocab, cfg.model, cfg.data.encoder_dim)
         self.decoder = build_decoder(vocab, cfg.model.context, cfg.model, unk_id)
 
     def optimizer_groups(self, lr: float) -> dict[str, dict]:

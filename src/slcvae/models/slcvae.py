@@ -52,7 +52,7 @@ class Labeler(nn.Module):
     def __init__(self, vocab: int, cfg: Config):
         super().__init__()
         m, s = cfg.model, cfg.slcvae
-        self.encoder = Encoder(vocab, m) if s.labeler_encoder == "own" else None
+        self.encoder = Encoder(vocab, m, cfg.data.encoder_dim) if s.labeler_encoder == "own" else None
         self.net = mlp(m.context + 2 * m.utterance, m.mlp, m.latent)
         self.bound = s.label_bound
         self.residual = s.label_base == "posterior"

@@ -141,6 +141,10 @@ class Run:
         else:
             if (out_dir / "last.pt").exists():
                 raise InputError(out_dir, None, "already holds a run: pass --resume to continue it, or choose another --out")
+            if cfg.data.encoder:
+                from slcvae.pretrained import bind
+
+                bind(cfg.data)  # the run records which weights its vectors came from
             tokenizer = fit_tokenizer(train_examples, cfg.data)
         self.train_data = encode(train_examples, tokenizer, cfg.data)
         self.valid_data = encode(valid_examples, tokenizer, cfg.data)

