@@ -11,6 +11,12 @@ from slcvae.generation.config import SPELL_CLI, GenerationConfig, build, for_mod
 from slcvae.generation.decode import fill_distinct
 
 
+def test_the_package_exports_the_one_declaration():
+    import slcvae
+
+    assert slcvae.GenerationConfig is GenerationConfig
+
+
 def test_the_mode_follows_the_options():
     modes = [({}, "greedy"), ({"do_sample": True}, "sample"), ({"num_beams": 4}, "beam"),
              ({"num_beam_groups": 2}, "diverse_beam"), ({"lm": "runs/lm", "num_beams": 6}, "mmi")]  # fmt: skip
