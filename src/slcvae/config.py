@@ -52,7 +52,7 @@ class ModelConfig:
     # committed run was trained without it
     attention: bool = True  # the decoder reads [context; z] at every step and attends over the source's tokens
     # (models/attention.py) instead of seeing the source only in its first state, which decoders learn to ignore:
-    # it read the source and raised BLEU on all four corpora measured (docs/results/attention-*). Runs saved without
+    # it read the source on all four corpora measured and raised BLEU on three (docs/results/attention-*). Runs saved without
     # the field load with it off (LEGACY), as they were trained
     copy: bool = True  # with attention: a pointer-generator gate may copy source tokens (names, colours) into the output;
     # off by itself when attention is off
