@@ -128,11 +128,11 @@ def generation_options(fn):
     import dataclasses
     import inspect
 
-    from slcvae.generation.config import SPELL_CLI, GenerationConfig
+    from slcvae.generation.config import SPELL_CLI, TYPES, GenerationConfig
 
     params = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.kind != p.VAR_KEYWORD]
     for f in dataclasses.fields(GenerationConfig):
-        kind = {"int": int, "float": float, "bool": bool, "str": str}[f.type]
+        kind = TYPES[f.name]
         names = [SPELL_CLI(f.name)] + [SPELL_CLI(a) if len(a) > 1 else f"-{a}" for a in f.metadata["aliases"]]
         if kind is bool:
             names = [f"{names[0]}/--no-{f.name.replace('_', '-')}"]

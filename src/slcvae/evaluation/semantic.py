@@ -43,19 +43,10 @@ def semantic_scores(
     predictions: Sequence[Sequence[str]], references: Sequence[Sequence[str]], encode, threshold: float = THRESHOLD
 ) -> dict[str, float]:
     """The four scores averaged over sources; `encode(texts) -> [len, dim]` unit vectors (one call for all texts)."""
-    texts = [t for group in (*predictions, *references) for t in group]
-    vectors = encode(texts)
-    at, per_source = 0, []
-    starts = []
-    for group in (*predictions, *references):
-        starts.append(at)
-        at += len(group)
+    groups = [*predictions, *references]
+    vectors = encode([t for group in groups for t in group]).split([len(group) for group in groups])
     k = len(predictions)
-    for i in range(k):
-        p0, r0 = starts[i], starts[k + i]
-        samples = vectors[p0 : p0 + len(predictions[i])]
-        refs = vectors[r0 : r0 + len(references[i])]
-        per_source.append(source_scores(samples, refs, threshold))
+    per_source = [source_scores(vectors[i], vectors[k + i], threshold) for i in range(k)]
     out = {key: sum(s[key] for s in per_source) / len(per_source) for key in per_source[0]}
     out["meaning_threshold"] = threshold
     return out

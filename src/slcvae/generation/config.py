@@ -112,6 +112,7 @@ def for_model(model_name: str) -> GenerationConfig:
 
 MODE = ("do_sample", "num_beams", "num_beam_groups", "lm")  # together they select the decoding mode
 FIELDS = {f.name: f for f in dataclasses.fields(GenerationConfig)}
+TYPES = {name: {"int": int, "float": float, "bool": bool, "str": str}[f.type] for name, f in FIELDS.items()}
 ALIASES = {alias: f.name for f in FIELDS.values() for alias in f.metadata["aliases"]}
 
 
@@ -129,7 +130,7 @@ def _check_range(f: dataclasses.Field, value: Any, name: str) -> None:
 
 def _coerce(f: dataclasses.Field, value: Any, name: str) -> Any:
     """The value as the field's type: ints stay ints, floats accept ints, a path is a string; nothing else converts."""
-    kind = {"int": int, "float": float, "bool": bool, "str": str}[f.type]
+    kind = TYPES[f.name]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind is str and isinstance(value, Path):

@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model
 
 from slcvae.errors import InputError
-from slcvae.generation.config import FIELDS
+from slcvae.generation.config import FIELDS, TYPES
 from slcvae.generator import Generator
 
 
@@ -60,7 +60,7 @@ def request_fields(cfg: ServeConfig) -> dict[str, Any]:
         if name in SERVER_SIDE:
             continue
         m = f.metadata
-        kind = {"int": int, "float": float, "bool": bool, "str": str}[f.type]
+        kind = TYPES[name]
         if m["choices"]:
             kind = Literal[m["choices"]]
         le = min(v for v in (m["le"], limits.get(name)) if v is not None) if m["le"] or name in limits else None
