@@ -61,7 +61,7 @@ def score_files(
 def meaning_scores(predictions: list[list[str]], references: list[list[str]], encoder: str) -> dict[str, float]:
     """evaluation/semantic.py's scores with the named encoder, its encodings cached on disk."""
     from slcvae.evaluation.semantic import semantic_scores
-    from slcvae.pretrained import EncodingCache, SentenceEncoder
+    from slcvae.pretrained import EncodingCache, encoder_for
 
-    model, cache = SentenceEncoder.load(encoder), EncodingCache()
+    model, cache = encoder_for(encoder), EncodingCache()  # loaded (and its weights hashed) once per process
     return semantic_scores(predictions, references, lambda texts: cache.encode(model, texts))
