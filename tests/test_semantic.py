@@ -79,6 +79,18 @@ def test_the_cache_skips_the_encoder_and_is_never_read_for_other_texts(encoder, 
     assert "unreadable" in capsys.readouterr().err and torch.allclose(again, first, atol=1e-6)
 
 
+def test_the_cache_encodes_each_distinct_text_once(encoder, tmp_path, monkeypatch):
+    from slcvae.pretrained import EncodingCache
+
+    seen, encode = [], encoder.encode
+    monkeypatch.setattr(encoder, "encode", lambda t: seen.append(list(t)) or encode(t))
+    texts = ["hi .", "how are you ?", "hi .", "fine .", "how are you ?"]  # dialogue windows repeat their turns
+    vectors = EncodingCache(tmp_path).encode(encoder, texts)
+    assert seen == [["hi .", "how are you ?", "fine ."]]
+    assert vectors.shape == (5, 384) and torch.equal(vectors[0], vectors[2]) and torch.equal(vectors[1], vectors[4])
+    assert torch.allclose(vectors[3], encode(["fine ."])[0], atol=1e-6)
+
+
 def test_evaluate_reports_meaning_with_an_encoder(tmp_path, monkeypatch):
     import json
 

@@ -103,7 +103,13 @@ class EncodingCache:
         return self.directory / "encodings" / encoder.fingerprint / f"{digest}-{len(texts)}.safetensors"
 
     def encode(self, encoder: SentenceEncoder, texts: Sequence[str]) -> torch.Tensor:
-        """encoder.encode(texts), read from the cache when this encoder already encoded these texts."""
+        """[len(texts), dim] encoder.encode(texts); each distinct text is encoded (and stored) once, and not at all
+        when this encoder already encoded this set of texts (dialogue windows repeat each turn up to 10 times)."""
+        unique = list(dict.fromkeys(texts))
+        index = {text: i for i, text in enumerate(unique)}
+        return self._unique(encoder, unique)[torch.tensor([index[t] for t in texts], dtype=torch.long)]
+
+    def _unique(self, encoder: SentenceEncoder, texts: list[str]) -> torch.Tensor:
         path = self.path(encoder, texts)
         if path.is_file():
             try:
