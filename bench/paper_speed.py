@@ -5,7 +5,9 @@
 Builds the model from configs/paper-dailydialog.toml (2-layer GRUs, 32 / 32, latent 8, batch 64) on the
 paper's windowed DailyDialog (`slcvae prepare dailydialog ../shared/data/dailydialog data/dd-paper --windows 6`),
 and times what the trainer does per step: collate a bucketed batch, forward every phase, backward, clip, Adam.
-Prints steps/s (after 20 warm-up steps) and, with --profile, the top operators by self CPU time.
+Prints steps/s (after 20 warm-up steps) and, with --profile, the top operators by self CPU time. With
+`--set data.encoder=all-MiniLM-L6-v2` the cost of a pretrained reader (frozen, or `--set data.encoder_tune=1`); the
+one-off encoding is bench/encoding_cache.py's figure.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ def main() -> None:
                  f"{args.data} --windows 6` first")  # fmt: skip
     torch.set_num_threads(args.threads)
     cfg = build_config(args.model, args.config, args.sets)
+    if cfg.data.encoder:  # --set data.encoder=...: what training records before it encodes
+        from slcvae.pretrained import bind
+
+        bind(cfg.data)
     examples = read_pairs(train)
     tok = fit_tokenizer(examples, cfg.data)
     data = encode(examples, tok, cfg.data)
@@ -50,6 +56,7 @@ def main() -> None:
     model = build_model(cfg, tok.vocab_size, tok.unk_id)
     groups = model.optimizer_groups(cfg.train.lr)
     optims = optimizers(groups)
+    params = {phase: [p for g in phase_groups for p in g["params"]] for phase, phase_groups in groups.items()}
     batches = bucket_order(data.lengths(), cfg.train.batch_size, cfg.train.bucket_batches, 0, 0)
     model.train()
 
@@ -58,7 +65,7 @@ def main() -> None:
             batch = collate(data, batches[(offset + i) % len(batches)], tok)
             model.observe(offset + i, 0.5)
             for phase in model.phases_at(offset + i):
-                losses = phase_step(model, batch, offset + i, phase, optims[phase], groups[phase]["params"], cfg.train.grad_clip)
+                losses = phase_step(model, batch, offset + i, phase, optims[phase], params[phase], cfg.train.grad_clip)
                 losses["loss"].item()  # the trainer reads every loss back each step
 
     run(20, 0)

@@ -207,6 +207,9 @@ def test_both_budgets_reach_every_run_and_a_finished_run_must_match_both(tmp_pat
     spec = write_spec(tmp_path, synth_dir, f'cvae = {{ model = "cvae", set = {sets} }}', seeds=[1], max_minutes=6)
     with pytest.raises(InputError, match=r"another config \(train.max_minutes: 5.0 -> 6.0\)|max_minutes=5.0"):
         run(spec)
+    own = json.dumps([*TINY, "train.max_minutes=5"])  # the entry's own budget wins over the spec's: the run is done
+    spec = write_spec(tmp_path, synth_dir, f'cvae = {{ model = "cvae", set = {own} }}', seeds=[1], max_minutes=6)
+    assert run(spec)["results"]["cvae"]["1"]["steps"] == 6
 
 
 def test_report_mean_std_and_bold_best():

@@ -50,3 +50,44 @@ def test_a_model_reads_the_pretrained_vectors_trains_generates_and_refuses_other
     other = slcvae.Generator.from_pretrained(tmp_path / "run", checkpoint="last")
     with pytest.raises(InputError, match="not the ones this model was trained with"):
         other.generate(["item : hat | color : red"], 2)
+
+
+def test_tuning_the_top_layer_trains_only_it_and_the_model_serves_what_it_learned(tmp_path, synth_dir, monkeypatch):
+    """data.encoder_tune = 1: the encoder runs inside the model; its last layer learns (at train.encoder_lr), the
+    layers below keep their pretrained weights, and the tuned weights travel with the run to the API and the server."""
+    from fastapi.testclient import TestClient
+
+    from slcvae.pretrained import Reader
+    from slcvae.serving.app import create_app
+    from slcvae.training import train
+
+    monkeypatch.setenv("SLCVAE_CACHE", str(tmp_path / "cache"))
+    cfg = tiny("cvae-bow", "data.encoder=all-MiniLM-L6-v2", "data.encoder_tune=1", "train.encoder_lr=1e-3",
+               "train.max_steps=4")  # fmt: skip
+    train(cfg, synth_dir / "train.tsv", synth_dir / "valid.jsonl", tmp_path / "run")
+    pretrained = Reader("all-MiniLM-L6-v2", 1).state_dict()
+    tuned = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
+    prefix = "encoder.reader."
+    reader = {k[len(prefix) :]: v for k, v in tuned.items() if k.startswith(prefix)}
+    assert reader.keys() == pretrained.keys()
+    changed = {k for k, v in reader.items() if not torch.equal(v, pretrained[k])}
+    assert changed and all(k.startswith("model.encoder.layer.5.") for k in changed), sorted(changed)[:5]
+    gen = slcvae.Generator.from_pretrained(tmp_path / "run", checkpoint="last", seed=0)
+    assert torch.equal(gen.model.encoder.reader.state_dict()["model.encoder.layer.5.output.dense.weight"],
+                       tuned[prefix + "model.encoder.layer.5.output.dense.weight"])  # fmt: skip
+    source = "item : hat | color : teal | material : linen"
+    samples = gen.generate([source], 3)
+    assert [len(r) for r in samples] == [3]
+    with TestClient(create_app(gen)) as client:
+        reply = client.post("/v1/generate", json={"sources": [source], "n": 3, "seed": 0})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["samples"] == gen.generate([source], 3, seed=0)
+
+
+def test_tuning_needs_an_encoder_and_at_most_its_layers():
+    with pytest.raises(InputError, match="1 tuned layers need data.encoder"):
+        tiny("cvae", "data.encoder_tune=1")
+    from slcvae.pretrained import Reader
+
+    with pytest.raises(InputError, match="all-MiniLM-L6-v2 has 6 layers; cannot tune its top 7"):
+        Reader("all-MiniLM-L6-v2", 7)

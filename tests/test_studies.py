@@ -6,9 +6,16 @@ from pathlib import Path
 import pytest
 import torch
 
-_spec = importlib.util.spec_from_file_location("mode_shares", Path(__file__).parents[1] / "studies" / "mode_shares.py")
-mode_shares = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(mode_shares)
+
+def _study(name: str):
+    """A script of studies/ imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "studies" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+mode_shares = _study("mode_shares")
 
 
 def test_chance_of_showing_every_target_matches_enumeration():
@@ -29,9 +36,7 @@ def test_shares_count_targets_shown_per_source():
         mode_shares.shares(test, preds[::-1])
 
 
-_spec_lm = importlib.util.spec_from_file_location("latent_modes", Path(__file__).parents[1] / "studies" / "latent_modes.py")
-latent_modes = importlib.util.module_from_spec(_spec_lm)
-_spec_lm.loader.exec_module(latent_modes)
+latent_modes = _study("latent_modes")
 
 
 def test_rank_correlation_exact_on_tiny_inputs():
@@ -59,9 +64,7 @@ def test_latent_modes_shares_of_a_two_target_source_add_up():
     assert stats["dist"] > 0 and stats["dist_ratio"] >= 1.0 and stats["width"] > 0
 
 
-_spec_pt = importlib.util.spec_from_file_location("paper_table", Path(__file__).parents[1] / "studies" / "paper_table.py")
-paper_table = importlib.util.module_from_spec(_spec_pt)
-_spec_pt.loader.exec_module(paper_table)
+paper_table = _study("paper_table")
 
 
 def _compare_folder(root: Path, name: str, seeds: dict[int, float], lr: float = 1e-3) -> Path:
@@ -106,9 +109,7 @@ def test_paper_table_ledger_adds_sessions_runs_into_one_row(tmp_path):
         paper_table.build(paper_table.read_ledger(ledger))
 
 
-_spec_cu = importlib.util.spec_from_file_location("context_use", Path(__file__).parents[1] / "studies" / "context_use.py")
-context_use = importlib.util.module_from_spec(_spec_cu)
-_spec_cu.loader.exec_module(context_use)
+context_use = _study("context_use")
 
 
 @pytest.mark.parametrize("n", [2, 3, 10])
@@ -121,3 +122,19 @@ def test_context_use_gives_every_reply_another_examples_context(n):
     owners = [turns[0][0] for turns in other.turns]
     assert sorted(owners) == list(range(n))  # each context used once
     assert all(owner != i for i, owner in enumerate(owners))  # and never with its own reply
+
+
+pretrained_table = _study("pretrained_table")
+
+
+def test_pretrained_table_merges_a_rescore_by_seed(tmp_path):
+    import json
+
+    results = {"results": {"bow": {"1": {"bleu_precision": 0.2}, "2": {"bleu_precision": 0.4}}}}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    rescore = [{"run": "x/runs/bow/seed2", "metrics": {"semantic_precision": 0.7, "bleu_precision": 9.0}},
+               {"run": "x/runs/bow/seed1/", "metrics": {"semantic_precision": 0.5, "meaning_distinct": 3.0}}]  # fmt: skip
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rescore))
+    name, seeds = pretrained_table.row(f"ctl={tmp_path / 'results.json'}:bow+{tmp_path / 'm.jsonl'}")
+    assert name == "ctl" and seeds == {"1": {"bleu_precision": 0.2, "semantic_precision": 0.5, "meaning_distinct": 3.0},
+                                       "2": {"bleu_precision": 0.4, "semantic_precision": 0.7}}  # fmt: skip

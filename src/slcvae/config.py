@@ -32,6 +32,8 @@ class DataConfig:
     encoder: str = ""  # a pretrained sentence encoder (a Hugging Face folder, or all-MiniLM-L6-v2 from its package)
     # whose frozen vector of every turn and target feeds the model beside its own encoders; "" = none (the default:
     # nothing measured it yet). Needs slcvae[pretrained]; encodings are cached on disk (slcvae/pretrained.py)
+    encoder_tune: int = 0  # top layers of data.encoder trained with the model (0 = frozen, its vectors cached once);
+    # > 0 runs the encoder inside every step (on CPU several times a step's cost: for a GPU) at train.encoder_lr
     encoder_fingerprint: str = ""  # set by training: the SHA-256 of the encoder's weights; loading refuses another
     encoder_dim: int = 0  # set by training: the size of the encoder's vectors
 
@@ -101,6 +103,8 @@ class SLCVAEConfig:
 class TrainConfig:
     batch_size: int = 30  # the reference batch (Zhao et al. 2017); small batches suit CPU training
     lr: float = 1e-3  # Adam's usual default; stable for GRU seq2seq models
+    encoder_lr: float = 2e-5  # Adam's rate for data.encoder's tuned layers: BERT's usual fine-tuning rate (1e-3
+    # would overwrite what pretraining learned)
     grad_clip: float = 5.0  # clip the global gradient norm, the common value for GRU language models
     max_steps: int = 10000  # optimizer steps (each SLCVAE step is one CVAE update plus its labeling phase)
     max_minutes: float = 0.0  # wall-clock budget; 0 = no limit. Training stops cleanly and checkpoints
@@ -221,7 +225,8 @@ RANGES: dict[str, tuple[str, Any]] = {
     "slcvae.label_every": _POSITIVE,
     "slcvae.label_steps": _POSITIVE,
     **{f"train.{k}": _POSITIVE for k in ("batch_size", "max_steps", "eval_every", "log_every", "bucket_batches")},
-    **{f"train.{k}": _NONNEG for k in ("lr", "max_minutes", "iw_samples", "threads", "patience", "seed")},
+    "data.encoder_tune": _NONNEG,
+    **{f"train.{k}": _NONNEG for k in ("lr", "encoder_lr", "max_minutes", "iw_samples", "threads", "patience", "seed")},
     "train.grad_clip": ("> 0", lambda v: v > 0),
 }
 
@@ -325,4 +330,6 @@ def build_config(model_name: str, config_file: Path | None = None, sets: list[st
         if given:
             raise InputError(given[-1], None, "model.copy = true needs model.attention = true (the gate mixes in the attention)")
         config.model.copy = False
+    if config.data.encoder_tune and not config.data.encoder:
+        raise InputError("data.encoder_tune", None, f"{config.data.encoder_tune} tuned layers need data.encoder")
     return config

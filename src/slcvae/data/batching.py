@@ -7,6 +7,7 @@ belong to each source for the context GRU.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -27,11 +28,15 @@ class Encoded:
     truncated: int = 0  # how many turns or targets were cut to the configured maximum
     vectors: list[torch.Tensor] | None = None  # data.encoder: [example] -> [turns, dim], each turn's pretrained vector
     target_vectors: torch.Tensor | None = None  # data.encoder: [example, dim], each target's
+    read_turns: list[list[list[int]]] | None = None  # data.encoder_tune: [example][turn][token], the encoder's tokens
+    read_targets: list[list[int]] | None = None  # data.encoder_tune: [example][token]
 
     def select(self, source_of: Sequence[int]) -> Encoded:
         """Row i with the source (turns and their vectors) of row source_of[i] and its own target."""
         vectors = [self.vectors[j] for j in source_of] if self.vectors is not None else None
-        return Encoded([self.turns[j] for j in source_of], self.targets, self.truncated, vectors, self.target_vectors)
+        read = [self.read_turns[j] for j in source_of] if self.read_turns is not None else None
+        return Encoded([self.turns[j] for j in source_of], self.targets, self.truncated, vectors, self.target_vectors,
+                       read, self.read_targets)  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -67,11 +72,16 @@ def encode(examples: Sequence[Example], tokenizer: TextTokenizer, cfg: DataConfi
         targets.append(tgt[: cfg.max_target_len])
     if not cfg.encoder:
         return Encoded(turns, targets, truncated)
-    from slcvae.pretrained import vectors_for
+    from slcvae.pretrained import token_ids, vectors_for
 
-    vectors = vectors_for(cfg, flat + [ex.targets[0] if ex.targets else "" for ex in examples])
-    sizes = [min(len(ex.source), cfg.max_turns) for ex in examples]
-    return Encoded(turns, targets, truncated, list(vectors[: len(flat)].split(sizes)), vectors[len(flat) :])
+    texts = flat + [ex.targets[0] if ex.targets else "" for ex in examples]
+    if cfg.encoder_tune:  # the model runs the encoder: its tokens, turn by turn
+        ids = token_ids(cfg, texts)
+        ends = np.cumsum([len(t) for t in turns]).tolist()
+        return Encoded(turns, targets, truncated, read_turns=[ids[b - len(t) : b] for t, b in zip(turns, ends, strict=True)],
+                       read_targets=ids[len(flat) :])  # fmt: skip
+    vectors = vectors_for(cfg, texts)
+    return Encoded(turns, targets, truncated, list(vectors[: len(flat)].split([len(t) for t in turns])), vectors[len(flat) :])
 
 
 @dataclass
@@ -83,13 +93,17 @@ class Batch:
     target_lens: torch.Tensor  # [batch] length including <bos> and <eos>
     turn_vecs: torch.Tensor | None = None  # data.encoder: [n_turns_total, dim], in the rows of `turns`
     target_vec: torch.Tensor | None = None  # data.encoder: [batch, dim]
+    turn_read: torch.Tensor | None = None  # data.encoder_tune: [n_turns_total, len] the encoder's token ids, 0-padded
+    turn_read_lens: torch.Tensor | None = None  # [n_turns_total]
+    target_read: torch.Tensor | None = None  # data.encoder_tune: [batch, len]
+    target_read_lens: torch.Tensor | None = None  # [batch]
 
     @property
     def size(self) -> int:
         return self.n_turns.shape[0]
 
     def to(self, device: torch.device | str) -> Batch:
-        fields = (self.turns, self.turn_lens, self.n_turns, self.target, self.target_lens, self.turn_vecs, self.target_vec)
+        fields = (getattr(self, f.name) for f in dataclasses.fields(self))
         return Batch(*(t.to(device) if t is not None else None for t in fields))
 
 
@@ -106,10 +120,14 @@ def collate(data: Encoded, indices: Sequence[int], tokenizer: TextTokenizer) -> 
     turn_ids, turn_lens = _pad(turns)
     n_turns = torch.tensor([len(data.turns[i]) for i in indices], dtype=torch.long)
     target, target_lens = _pad([[tokenizer.bos_id, *data.targets[i], tokenizer.eos_id] for i in indices])
-    if data.vectors is None:
-        return Batch(turn_ids, turn_lens, n_turns, target, target_lens)
-    turn_vecs = torch.cat([data.vectors[i] for i in indices])
-    return Batch(turn_ids, turn_lens, n_turns, target, target_lens, turn_vecs, data.target_vectors[list(indices)])
+    batch = Batch(turn_ids, turn_lens, n_turns, target, target_lens)
+    if data.vectors is not None:
+        batch.turn_vecs = torch.cat([data.vectors[i] for i in indices])
+        batch.target_vec = data.target_vectors[list(indices)]
+    if data.read_turns is not None:
+        batch.turn_read, batch.turn_read_lens = _pad([turn for i in indices for turn in data.read_turns[i]])
+        batch.target_read, batch.target_read_lens = _pad([data.read_targets[i] for i in indices])
+    return batch
 
 
 def bucket_order(lengths: np.ndarray, batch_size: int, pool_batches: int, seed: int, epoch: int) -> list[np.ndarray]:

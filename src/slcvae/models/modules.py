@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from slcvae.config import ModelConfig
+from slcvae.config import DataConfig, ModelConfig
 from slcvae.data.batching import Batch
 from slcvae.models.softmax import linear_cross_entropy
 from slcvae.models.state import Memory, State
@@ -143,12 +143,19 @@ class Encoder(nn.Module):
     `read(batch)` -> (the context, and with `model.attention` the source's token states as a `Memory`).
     """
 
-    def __init__(self, vocab: int, cfg: ModelConfig, pretrained_dim: int = 0):
+    def __init__(self, vocab: int, cfg: ModelConfig, data: DataConfig | None = None):
         super().__init__()
         self.embed = nn.Embedding(vocab, cfg.embedding, padding_idx=0)
-        # data.encoder: each turn's (and target's) frozen pretrained vector, projected and added to the utterance
-        # GRU's, so the context, the prior, the posterior and the labels all see it
-        self.pretrained = nn.Linear(pretrained_dim, 2 * cfg.utterance) if pretrained_dim else None
+        # data.encoder: each turn's (and target's) pretrained vector, projected and added to the utterance GRU's, so
+        # the context, the prior, the posterior and the labels all see it; frozen vectors come with the batch, tuned
+        # ones (data.encoder_tune) from the encoder run here
+        dim = data.encoder_dim if data is not None else 0
+        self.pretrained = nn.Linear(dim, 2 * cfg.utterance) if dim else None
+        self.reader = None
+        if dim and data.encoder_tune:
+            from slcvae.pretrained import Reader
+
+            self.reader = Reader(data.encoder, data.encoder_tune)
         self.utterance = UtteranceEncoder(self.embed, cfg.utterance, cfg.layers)
         self.context = ContextEncoder(cfg.utterance, cfg.context, cfg.layers)
         # Batch norm's backward removes the gradient's mean over the batch: the encoder learns only what tells
@@ -166,7 +173,7 @@ class Encoder(nn.Module):
         memory = memory and self.turn is not None
         out, utts = self.utterance.states(batch.turns, batch.turn_lens, outputs=memory)
         if self.pretrained is not None:
-            utts = utts + self.pretrained(_vectors(batch.turn_vecs))
+            utts = utts + self.pretrained(self.vectors(batch.turn_vecs, batch.turn_read, batch.turn_read_lens))
         ctx = self.norm(self.context(utts, batch.n_turns))
         return ctx, (self.memory(out, batch) if memory else None)
 
@@ -190,13 +197,25 @@ class Encoder(nn.Module):
     def target(self, batch: Batch) -> torch.Tensor:
         # drop <bos>: the encoder reads the words and <eos>
         y = self.utterance(batch.target[:, 1:], batch.target_lens - 1)
-        return y + self.pretrained(_vectors(batch.target_vec)) if self.pretrained is not None else y
+        if self.pretrained is None:
+            return y
+        return y + self.pretrained(self.vectors(batch.target_vec, batch.target_read, batch.target_read_lens))
+
+    def vectors(self, given: torch.Tensor | None, ids: torch.Tensor | None, lens: torch.Tensor | None) -> torch.Tensor:
+        """[rows, dim] pretrained vectors: read here from the encoder's token ids when tuned, else the batch's."""
+        found = given if self.reader is None else (self.reader(ids, lens) if ids is not None else None)
+        if found is None:
+            raise ValueError("this model reads pretrained vectors (data.encoder): encode its data with that config")
+        return found
 
 
-def _vectors(v: torch.Tensor | None) -> torch.Tensor:
-    if v is None:
-        raise ValueError("this model reads pretrained vectors (data.encoder): encode its data with that config")
-    return v
+def param_groups(model: nn.Module, params: list[nn.Parameter], lr: float, encoder_lr: float) -> list[dict]:
+    """Adam param groups for `params` (those of one training phase): the pretrained encoder's tuned layers
+    (data.encoder_tune) at encoder_lr, the rest at lr; frozen parameters in neither."""
+    tuned = {p for m in model.modules() if type(m).__name__ == "Reader" for p in m.parameters()}
+    rest = [p for p in params if p.requires_grad and p not in tuned]
+    mine = [p for p in params if p.requires_grad and p in tuned]
+    return [{"params": rest, "lr": lr}] + ([{"params": mine, "lr": encoder_lr}] if mine else [])
 
 
 def mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:

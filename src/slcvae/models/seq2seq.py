@@ -12,7 +12,7 @@ from torch import nn
 from slcvae.config import Config
 from slcvae.data.batching import Batch
 from slcvae.models.attention import build_decoder
-from slcvae.models.modules import Decoder, Encoder
+from slcvae.models.modules import Decoder, Encoder, param_groups
 from slcvae.models.state import State
 
 
@@ -25,12 +25,12 @@ class Seq2Seq(nn.Module):
     def __init__(self, vocab: int, cfg: Config, unk_id: int):
         super().__init__()
         self.cfg = cfg
-        self.encoder = Encoder(vocab, cfg.model, cfg.data.encoder_dim)
+        self.encoder = Encoder(vocab, cfg.model, cfg.data)
         self.decoder = build_decoder(vocab, cfg.model.context, cfg.model, unk_id)
 
-    def optimizer_groups(self, lr: float) -> dict[str, dict]:
+    def optimizer_groups(self, lr: float) -> dict[str, list[dict]]:
         """Parameters each training phase updates, as torch optimizer param groups."""
-        return {"main": {"params": list(self.parameters()), "lr": lr}}
+        return {"main": param_groups(self, list(self.parameters()), lr, self.cfg.train.encoder_lr)}
 
     def phases_at(self, step: int) -> list[str]:
         """The phases run at training step `step`, in order."""

@@ -37,7 +37,7 @@ from torch import nn
 from slcvae.config import Config
 from slcvae.data.batching import Batch
 from slcvae.models.cvae import CVAE
-from slcvae.models.modules import Encoder, gaussian_nll, mlp
+from slcvae.models.modules import Encoder, gaussian_nll, mlp, param_groups
 from slcvae.models.schedule import LabelSchedule
 from slcvae.models.state import Memory
 
@@ -52,7 +52,7 @@ class Labeler(nn.Module):
     def __init__(self, vocab: int, cfg: Config):
         super().__init__()
         m, s = cfg.model, cfg.slcvae
-        self.encoder = Encoder(vocab, m, cfg.data.encoder_dim) if s.labeler_encoder == "own" else None
+        self.encoder = Encoder(vocab, m, cfg.data) if s.labeler_encoder == "own" else None
         self.net = mlp(m.context + 2 * m.utterance, m.mlp, m.latent)
         self.bound = s.label_bound
         self.residual = s.label_base == "posterior"
@@ -101,12 +101,13 @@ class SLCVAE(CVAE):
         # (batch, ctx, y, mu_q, memory) of the last CVAE phase, detached (memory: the source's tokens, with attention)
         self.encoded: tuple[Batch, torch.Tensor, torch.Tensor, torch.Tensor, Memory | None] | None = None
 
-    def optimizer_groups(self, lr: float) -> dict[str, dict]:
+    def optimizer_groups(self, lr: float) -> dict[str, list[dict]]:
         label = set(self.labeler.parameters())
         cvae = [p for p in self.parameters() if p not in label]
+        encoder_lr = self.cfg.train.encoder_lr
         return {
-            "cvae": {"params": cvae, "lr": lr},  # everything but g: encoders, prior, posterior, decoder
-            "label": {"params": list(self.labeler.parameters()), "lr": self.cfg.slcvae.label_lr or lr},
+            "cvae": param_groups(self, cvae, lr, encoder_lr),  # everything but g: encoders, prior, posterior, decoder
+            "label": param_groups(self, list(self.labeler.parameters()), self.cfg.slcvae.label_lr or lr, encoder_lr),
         }
 
     def label_weight(self, step: int) -> float:

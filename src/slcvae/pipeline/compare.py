@@ -121,7 +121,9 @@ class Spec:
         return {k: v for k, v in (("max_steps", self.max_steps), ("max_minutes", self.max_minutes)) if v}
 
     def build(self, entry: Entry, seed: int) -> Config:
-        return build_config(entry.model, self.config, [*entry.sets, *self.budget_sets(seed)])
+        # an entry's own train.max_steps / max_minutes win over the spec's budget: a model with slower steps can be
+        # compared at equal time, or a row extended to the steps another row ran, in the same spec
+        return build_config(entry.model, self.config, [*self.budget_sets(seed), *entry.sets])
 
     def generate_config(self, entry: Entry, seed: int) -> GenerationConfig:
         merged = {**self.generate, **entry.generate, "seed": seed}
@@ -263,8 +265,8 @@ def train_status(spec: Spec, entry: Entry, seed: int) -> str:
         _check_same_config(run_dir, cfg)
     if (run_dir / "summary.json").is_file():
         saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["train"]
-        for key, asked in spec.budget().items():
-            if saved[key] != asked:
+        for key in ("max_steps", "max_minutes"):
+            if saved[key] != (asked := getattr(cfg.train, key)):
                 raise InputError(run_dir / "config.json", 1, f"finished with train.{key}={saved[key]}, the spec asks "
                                  f"for {asked}; delete the folder or restore the spec")  # fmt: skip
         return "done"
