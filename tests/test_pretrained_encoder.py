@@ -38,6 +38,18 @@ def test_a_model_reads_the_pretrained_vectors_trains_generates_and_refuses_other
         batch.turn_vecs = batch.turn_vecs.flip(0)
         assert not torch.allclose(ctx, gen.model.encoder.source(batch))
     assert [len(r) for r in gen.generate(["item : hat | color : teal | material : linen"], 3)] == [3]
+    # the CLI reads the same vectors: its samples are the API's for one seed
+    from typer.testing import CliRunner
+
+    from slcvae.cli.main import app
+
+    (tmp_path / "src.tsv").write_text("item : hat | color : teal | material : linen\n")
+    args = ["generate", "--model-dir", tmp_path / "run", "--input", tmp_path / "src.tsv", "--output", tmp_path / "p.jsonl",
+            "-n", 3, "--seed", 5, "--checkpoint", "last"]  # fmt: skip
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    cli = json.loads((tmp_path / "p.jsonl").read_text().splitlines()[0])["samples"]
+    assert cli == gen.generate(["item : hat | color : teal | material : linen"], 3, seed=5)[0]
     # a second run on the same texts reads every vector from the cache: the encoder never runs
     monkeypatch.setattr(SentenceEncoder, "encode", lambda self, texts: pytest.fail("encoder ran on cached texts"))
     train(cfg, synth_dir / "train.tsv", synth_dir / "valid.jsonl", tmp_path / "again")

@@ -64,6 +64,22 @@ def test_the_packaged_encoder_reads_meaning(encoder):
         resolve("no-such-encoder")
 
 
+def test_a_hub_name_comes_from_the_hub_or_says_why_not(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from slcvae.pretrained import resolve
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no network here either way: neither cached nor reachable
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(InputError, match=r"no-org/no-model: not a folder here, and the Hugging Face Hub could not provide"):
+        resolve("no-org/no-model")
+    asked = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda name, **kw: asked.append((name, kw)) or str(tmp_path))
+    assert resolve("org/model") == tmp_path and asked[0][0] == "org/model"
+    assert "model.safetensors" in asked[0][1]["allow_patterns"]
+
+
 def test_the_cache_skips_the_encoder_and_is_never_read_for_other_texts(encoder, tmp_path, monkeypatch, capsys):
     from slcvae.pretrained import EncodingCache
 

@@ -15,7 +15,8 @@ from types import ModuleType
 from slcvae.errors import InputError
 
 EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "matplotlib": "plots", "tensorboard": "plots",
-          "krippendorff": "human-eval", "jieba": "jieba", "transformers": "pretrained"}  # fmt: skip
+          "krippendorff": "human-eval", "jieba": "jieba", "transformers": "pretrained",
+          "huggingface_hub": "pretrained"}  # fmt: skip
 
 
 def available(module: str) -> bool:

