@@ -13,11 +13,10 @@ from slcvae.errors import InputError
 from slcvae.models import SLCVAE, build_model
 from slcvae.models.attention import AttentionDecoder
 from slcvae.models.modules import run_rnn
+from tests import sizes
 from tests.test_models import assert_only_the_labeler_learned
 
-SMALL = ["model.attention=false", "model.copy=false",
-    "model.embedding=8", "model.utterance=8", "model.context=12", "model.latent=4", "model.decoder=10", "model.mlp=8",
-         "slcvae.gate_kl=0", "model.attention=true"]  # fmt: skip
+SMALL = [*sizes.LEGACY[:2], *sizes.SMALL, "slcvae.gate_kl=0", "model.attention=true"]
 FAMILIES = ["seq2seq", "cvae", "cvae-bow", "slcvae"]
 
 

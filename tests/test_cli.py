@@ -8,34 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from slcvae.cli.main import app
+from tests import sizes
 
 runner = CliRunner()
-TINY = [
-    *("--set", "model.attention=false", "--set", "model.copy=false"),  # the first-state decoder and word tokens
-    *("--set", "data.tokenizer=word", "--set", "data.lowercase=true"),  # these tests were written for
-    "--set",
-    "model.embedding=16",
-    "--set",
-    "model.utterance=16",
-    "--set",
-    "model.context=24",
-    "--set",
-    "model.latent=4",
-    "--set",
-    "model.decoder=24",
-    "--set",
-    "model.mlp=16",
-    "--set",
-    "train.progress=false",
-    "--set",
-    "train.tensorboard=false",
-    "--set",
-    "slcvae.start=steps",
-    "--set",
-    "slcvae.warmup_steps=2",
-    "--set",
-    "slcvae.gate_kl=0",  # labels from the warm-up on, whatever z does (the schedule these tests check)
-]
+TINY = sizes.cli([*sizes.LEGACY, *sizes.TINY, *sizes.QUIET, *sizes.labels_after(2)])
 
 
 def invoke(*args):

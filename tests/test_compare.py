@@ -11,11 +11,9 @@ from slcvae.data import read_corpus
 from slcvae.errors import InputError
 from slcvae.evaluation.report import aggregate, table
 from slcvae.pipeline.compare import load_spec, run
+from tests import sizes
 
-TINY = ["model.attention=false", "model.copy=false", "data.tokenizer=word", "data.lowercase=true",
-    "model.embedding=16", "model.utterance=16", "model.context=24", "model.latent=4", "model.decoder=24", "model.mlp=16",
-        "train.tensorboard=false", "train.eval_every=6", "train.log_every=2",
-        "slcvae.start=steps", "slcvae.warmup_steps=2", "slcvae.gate_kl=0"]  # fmt: skip
+TINY = [*sizes.LEGACY, *sizes.TINY, "train.tensorboard=false", "train.eval_every=6", "train.log_every=2", *sizes.labels_after(2)]
 
 
 def write_spec(tmp_path, synth_dir, models: str, **extra) -> object:

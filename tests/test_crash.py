@@ -14,13 +14,10 @@ from pathlib import Path
 
 import torch
 
-SETS = [
-    "model.attention=false", "model.copy=false", "data.tokenizer=word", "data.lowercase=true",
-    "model.embedding=16", "model.utterance=16", "model.context=24", "model.latent=4", "model.decoder=24", "model.mlp=16",
-    "train.batch_size=16", "train.eval_every=5", "train.log_every=1", "train.threads=1", "train.progress=false",
-    "train.tensorboard=false", "slcvae.start=steps", "slcvae.warmup_steps=20",
-    "slcvae.gate_kl=0", "slcvae.ramp=0.0", "cvae.word_dropout=0.2",
-]  # fmt: skip
+from tests import sizes
+
+SETS = [*sizes.LEGACY, *sizes.TINY, "train.batch_size=16", "train.eval_every=5", "train.log_every=1", "train.threads=1",
+        *sizes.QUIET, *sizes.labels_after(20), "slcvae.ramp=0.0", "cvae.word_dropout=0.2"]  # fmt: skip
 STEPS, KILLS = 400, 5
 
 

@@ -9,12 +9,10 @@ import sys
 import pytest
 import torch
 
-SETS = [
-    "model.attention=false", "model.copy=false", "data.tokenizer=word", "data.lowercase=true",
-    "model.embedding=16", "model.utterance=16", "model.context=24", "model.decoder=24", "model.mlp=16",
-    "train.batch_size=32", "train.log_every=1", "train.eval_every=10", "train.threads=1",
-    "train.progress=false", "train.tensorboard=false",
-]  # fmt: skip
+from tests import sizes
+
+SETS = [*sizes.LEGACY, *[s for s in sizes.TINY if not s.startswith("model.latent")], "train.batch_size=32", "train.log_every=1",
+        "train.eval_every=10", "train.threads=1", *sizes.QUIET]  # fmt: skip
 
 
 def run(out, synth_dir, nproc: int, steps: int, resume: bool = False, model: str = "seq2seq", sets=()):

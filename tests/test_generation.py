@@ -8,6 +8,7 @@ import torch
 from slcvae.generation.decode import AntiLM, beam_search, mmi_rerank, sample_loop, sample_tokens
 from slcvae.generation.processors import MinNewTokens, NoRepeatNGram, RepetitionPenalty, SuppressTokens, Temperature, TopK, TopP
 from slcvae.models.state import State
+from tests import sizes
 
 EOS = 3
 # vocabulary: 0 pad, 1 unk, 2 bos, 3 eos, 4 a, 5 b; every step: eos 0.5, a 0.3, b 0.2
@@ -163,16 +164,7 @@ def test_seq2seq_noise_perturbs_each_sample_of_the_context():
     from slcvae.models import build_model
 
     tok = TextTokenizer.train(["a b c d e f g h"], mode="word")
-    sets = [
-        "model.attention=false",
-        "model.copy=false",
-        "model.embedding=8",
-        "model.utterance=8",
-        "model.context=12",
-        "model.latent=4",
-        "model.decoder=10",
-        "model.mlp=8",
-    ]
+    sets = [*sizes.LEGACY[:2], *sizes.SMALL]
     torch.manual_seed(0)
     seq2seq = build_model(build_config("seq2seq", sets=sets), tok.vocab_size, tok.unk_id)
     examples = [Example(source=("a b c",))]

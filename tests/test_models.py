@@ -15,10 +15,9 @@ from slcvae.errors import InputError
 from slcvae.models import SLCVAE, build_model
 from slcvae.models.modules import gaussian_nll, kl
 from slcvae.models.schedule import x_gap_plateaued
+from tests import sizes
 
-SMALL = ["model.attention=false", "model.copy=false",
-    "model.embedding=8", "model.utterance=8", "model.context=12", "model.latent=4", "model.decoder=10", "model.mlp=8",
-         "slcvae.gate_kl=0"]  # fmt: skip
+SMALL = [*sizes.LEGACY[:2], *sizes.SMALL, "slcvae.gate_kl=0"]
 
 
 @pytest.fixture(scope="module")

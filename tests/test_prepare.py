@@ -10,6 +10,7 @@ import pytest
 from slcvae.data.corpus import read_corpus
 from slcvae.data.prepare import dialogue_windows, linearize_triples, prepare
 from slcvae.errors import InputError
+from tests import sizes
 from tests.conftest import shared
 
 
@@ -74,9 +75,7 @@ def test_chinese_pipeline_trains_and_generates(tmp_path):
     from slcvae.training import load_model_dir, train
 
     prepare("advertisegen", shared("advertisegen"), tmp_path / "data")
-    sets = ["model.attention=false", "model.copy=false", "data.tokenizer=auto", "data.lowercase=true",
-            "model.embedding=16", "model.utterance=16", "model.context=24", "model.latent=4", "model.decoder=24",
-            "model.mlp=16", "train.max_steps=4", "train.progress=false", "train.tensorboard=false"]  # fmt: skip
+    sets = [*sizes.LEGACY[:2], "data.tokenizer=auto", "data.lowercase=true", *sizes.TINY, "train.max_steps=4", *sizes.QUIET]
     train(build_config("cvae", sets=sets), tmp_path / "data" / "train.jsonl", tmp_path / "data" / "valid.jsonl", tmp_path / "run")
     model, tok, cfg = load_model_dir(tmp_path / "run")
     assert tok.mode == "char" and tok.vocab_size > 1000  # auto-detected: one token per Chinese character

@@ -94,6 +94,8 @@ def test_tuning_the_top_layer_trains_only_it_and_the_model_serves_what_it_learne
         reply = client.post("/v1/generate", json={"sources": [source], "n": 3, "seed": 0})
         assert reply.status_code == 200, reply.text
         assert reply.json()["samples"] == gen.generate([source], 3, seed=0)
+    exported = slcvae.Generator.from_pretrained(gen.save_pretrained(tmp_path / "export"), seed=0)  # weights only
+    assert exported.generate([source], 3, seed=0) == gen.generate([source], 3, seed=0)
 
 
 def test_tuning_needs_an_encoder_and_at_most_its_layers():

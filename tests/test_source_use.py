@@ -10,17 +10,9 @@ from slcvae.data.batching import Encoded
 from slcvae.data.tokenizer import TextTokenizer
 from slcvae.evaluation.source_use import source_use, swap_sources
 from slcvae.models import build_model
+from tests import sizes
 
-SMALL = [
-    "model.attention=false",
-    "model.copy=false",
-    "model.embedding=8",
-    "model.utterance=8",
-    "model.context=12",
-    "model.latent=4",
-    "model.decoder=10",
-    "model.mlp=8",
-]
+SMALL = [*sizes.LEGACY[:2], *sizes.SMALL]
 
 
 @pytest.fixture(scope="module")

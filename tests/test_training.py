@@ -8,28 +8,10 @@ import torch
 from slcvae.config import build_config
 from slcvae.errors import InputError, TrainingDiverged
 from slcvae.training import load_model_dir, train
+from tests import sizes
 
-TINY = [
-    "model.attention=false",  # the first-state decoder and word tokens these tests were written for
-    "model.copy=false",
-    "data.tokenizer=word",
-    "data.lowercase=true",
-    "model.embedding=16",
-    "model.utterance=16",
-    "model.context=24",
-    "model.latent=4",
-    "model.decoder=24",
-    "model.mlp=16",
-    "train.batch_size=16",
-    "train.eval_every=5",
-    "train.log_every=5",
-    "train.progress=false",
-    "train.tensorboard=false",
-    "slcvae.start=steps",  # a fixed warm-up: these tests need labels within a few steps
-    "slcvae.warmup_steps=3",
-    "slcvae.ramp=0.0",
-    "slcvae.gate_kl=0",  # labels at the warm-up's end whatever z does: the schedule these tests check
-]
+TINY = [*sizes.LEGACY, *sizes.TINY, "train.batch_size=16", "train.eval_every=5", "train.log_every=5", *sizes.QUIET,
+        *sizes.labels_after(3), "slcvae.ramp=0.0"]  # fmt: skip
 
 
 def tiny(name, *sets):
