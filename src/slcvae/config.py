@@ -29,11 +29,11 @@ class DataConfig:
     max_source_len: int = 40  # tokens per source turn; longer turns are truncated (and counted)
     max_target_len: int = 40  # tokens per target; also the generation length limit
     max_turns: int = 10  # context turns kept (the most recent), the common 1-10 turn window
-    encoder: str = ""  # a pretrained sentence encoder (a Hugging Face folder, or all-MiniLM-L6-v2 from its package)
-    # whose frozen vector of every turn and target feeds the model beside its own encoders; "" = none (the default:
-    # nothing measured it yet). Needs slcvae[pretrained]; encodings are cached on disk (slcvae/pretrained.py)
+    encoder: str = ""  # a pretrained sentence encoder (a Hugging Face folder or Hub name, or all-MiniLM-L6-v2 from its
+    # package) whose vector of every turn and target feeds the model beside its own encoders; "" = none (the default:
+    # it needs slcvae[pretrained], and on two corpora it raised source use but not BLEU beyond the seeds' spread)
     encoder_tune: int = 0  # top layers of data.encoder trained with the model (0 = frozen, its vectors cached once);
-    # > 0 runs the encoder inside every step (on CPU several times a step's cost: for a GPU) at train.encoder_lr
+    # > 0 runs the encoder inside every step (on CPU > 50x a frozen step: for a GPU) at train.encoder_lr
     encoder_fingerprint: str = ""  # set by training: the SHA-256 of the encoder's weights; loading refuses another
     encoder_dim: int = 0  # set by training: the size of the encoder's vectors
 
