@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -40,8 +41,6 @@ def main() -> None:
     tokenizer = fit_tokenizer(examples, cfg)
     texts = [t for ex in examples for t in (*ex.source[-cfg.max_turns :], ex.targets[0] if ex.targets else "")]
     with tempfile.TemporaryDirectory() as cache:
-        import os
-
         os.environ[CACHE_ENV] = cache
         times = []
         for _ in range(2):

@@ -24,7 +24,7 @@ from slcvae.config import build_config
 from slcvae.data.batching import bucket_order, collate, encode, fit_tokenizer
 from slcvae.data.corpus import read_pairs
 from slcvae.models import build_model
-from slcvae.training.trainer import optimizers, phase_step
+from slcvae.training.trainer import optimizers, phase_params, phase_step
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def main() -> None:
     model = build_model(cfg, tok.vocab_size, tok.unk_id)
     groups = model.optimizer_groups(cfg.train.lr)
     optims = optimizers(groups)
-    params = {phase: [p for g in phase_groups for p in g["params"]] for phase, phase_groups in groups.items()}
+    params = phase_params(groups)
     batches = bucket_order(data.lengths(), cfg.train.batch_size, cfg.train.bucket_batches, 0, 0)
     model.train()
 

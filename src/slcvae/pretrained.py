@@ -84,14 +84,9 @@ class SentenceEncoder:
 
     @classmethod
     def load(cls, name: str | Path) -> SentenceEncoder:
-        transformers = require("transformers", f"encoder {name}")
         folder = resolve(name)
-        try:
-            tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-            model = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
-        except (OSError, ValueError) as err:
-            raise InputError(folder, None, f"transformers cannot load this folder: {err}") from None
-        return cls(folder, tokenizer, model, fingerprint(folder), str(name))
+        tokenizer = _from_folder("AutoTokenizer", folder)
+        return cls(folder, tokenizer, _from_folder("AutoModel", folder), fingerprint(folder), str(name))
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
@@ -104,6 +99,15 @@ class SentenceEncoder:
             enc = self.tokenizer(batch, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
             out[rows] = pool(self.model(**enc).last_hidden_state, enc["attention_mask"])
         return out
+
+
+def _from_folder(auto: str, folder: Path):
+    """transformers.<auto> (AutoModel, AutoTokenizer) from a local folder; an InputError naming it if it cannot."""
+    transformers = require("transformers", f"encoder {folder}")
+    try:
+        return getattr(transformers, auto).from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise InputError(folder, None, f"transformers cannot load this folder: {err}") from None
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -123,8 +127,7 @@ class Reader(nn.Module):
 
     def __init__(self, name: str, tune: int):
         super().__init__()
-        transformers = require("transformers", f"encoder {name}")
-        self.model = transformers.AutoModel.from_pretrained(str(resolve(name)), local_files_only=True)
+        self.model = _from_folder("AutoModel", resolve(name))
         layers = next((m for m in self.model.modules() if isinstance(m, nn.ModuleList)
                        and len(m) == self.model.config.num_hidden_layers), None)  # fmt: skip
         if layers is None or not 0 < tune <= len(layers):

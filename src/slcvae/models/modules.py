@@ -13,6 +13,7 @@ from slcvae.config import DataConfig, ModelConfig
 from slcvae.data.batching import Batch
 from slcvae.models.softmax import linear_cross_entropy
 from slcvae.models.state import Memory, State
+from slcvae.pretrained import Reader
 
 
 def uniform(lens: torch.Tensor, width: int) -> bool:
@@ -153,8 +154,6 @@ class Encoder(nn.Module):
         self.pretrained = nn.Linear(dim, 2 * cfg.utterance) if dim else None
         self.reader = None
         if dim and data.encoder_tune:
-            from slcvae.pretrained import Reader
-
             self.reader = Reader(data.encoder, data.encoder_tune)
         self.utterance = UtteranceEncoder(self.embed, cfg.utterance, cfg.layers)
         self.context = ContextEncoder(cfg.utterance, cfg.context, cfg.layers)
@@ -212,7 +211,7 @@ class Encoder(nn.Module):
 def param_groups(model: nn.Module, params: list[nn.Parameter], lr: float, encoder_lr: float) -> list[dict]:
     """Adam param groups for `params` (those of one training phase): the pretrained encoder's tuned layers
     (data.encoder_tune) at encoder_lr, the rest at lr; frozen parameters in neither."""
-    tuned = {p for m in model.modules() if type(m).__name__ == "Reader" for p in m.parameters()}
+    tuned = {p for m in model.modules() if isinstance(m, Reader) for p in m.parameters()}
     rest = [p for p in params if p.requires_grad and p not in tuned]
     mine = [p for p in params if p.requires_grad and p in tuned]
     return [{"params": rest, "lr": lr}] + ([{"params": mine, "lr": encoder_lr}] if mine else [])

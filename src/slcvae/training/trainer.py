@@ -77,6 +77,11 @@ def optimizers(groups: dict[str, list[dict]]) -> dict[str, torch.optim.Optimizer
     return {name: torch.optim.Adam(group, fused=True) for name, group in groups.items()}
 
 
+def phase_params(groups: dict[str, list[dict]]) -> dict[str, list[torch.nn.Parameter]]:
+    """Every parameter each phase updates, over its param groups: what the phase's gradient clipping sees."""
+    return {phase: [p for g in phase_groups for p in g["params"]] for phase, phase_groups in groups.items()}
+
+
 def train(cfg: Config, train_path: Path, valid_path: Path | None, out_dir: Path, resume: bool = False) -> dict:
     """Train `cfg.model_name` on `train_path`, validate on `valid_path`, write the run to `out_dir`.
 
@@ -158,7 +163,7 @@ class Run:
         torch.manual_seed(cfg.train.seed)  # the same initialization on every rank
         self.model = build_model(cfg, tokenizer.vocab_size, tokenizer.unk_id).to(ctx.device)
         self.groups = self.model.optimizer_groups(cfg.train.lr)
-        self.params = {phase: [p for g in groups for p in g["params"]] for phase, groups in self.groups.items()}  # clipped
+        self.params = phase_params(self.groups)
         self.optims = optimizers(self.groups)
         self.state = TrainState()
         if ctx.world > 1:
