@@ -138,3 +138,25 @@ def test_pretrained_table_merges_a_rescore_by_seed(tmp_path):
     name, seeds = pretrained_table.row(f"ctl={tmp_path / 'results.json'}:bow+{tmp_path / 'm.jsonl'}")
     assert name == "ctl" and seeds == {"1": {"bleu_precision": 0.2, "semantic_precision": 0.5, "meaning_distinct": 3.0},
                                        "2": {"bleu_precision": 0.4, "semantic_precision": 0.7}}  # fmt: skip
+
+
+paired_table = _study("paired_table")
+
+
+def test_paired_table_pairs_by_seed_and_counts_the_better_direction():
+    results = {
+        "cvae": {"1": {"source_use": 1.0, "generic_share": 0.5}, "2": {"source_use": 3.0, "generic_share": 0.1}},
+        "cvae-att": {"1": {"source_use": 2.0, "generic_share": 0.2}, "2": {"source_use": 2.0, "generic_share": 0.3}},
+        "seq2seq": {"1": {"source_use": 0.0}},  # no partner: no row
+    }
+    pairs = paired_table.suffix_pairs(results, "-att")
+    assert pairs == [("cvae", "cvae-att")]
+    text = paired_table.paired_table(results, pairs, ["source_use", "generic_share", "sacrebleu"])
+    rows = text.splitlines()
+    assert rows[0] == "| A -> B | src nats | generic | sacreBLEU |" and len(rows) == 3
+    # src nats: 2.0 -> 2.0 means, better on seed 1 only; generic: lower is better, again seed 1 only
+    assert rows[2] == "| cvae -> cvae-att | 2.0 -> 2.0 (1/2) | 0.300 -> 0.250 (1/2) | – |"
+    with pytest.raises(SystemExit, match="NAME-copy"):
+        paired_table.suffix_pairs(results, "-copy")
+    with pytest.raises(SystemExit, match="no model named lm"):
+        paired_table.paired_table(results, [("cvae", "lm")], ["source_use"])
