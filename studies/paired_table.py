@@ -1,6 +1,9 @@
 """Each model family with and without an option, paired by seed: one row per family from a compare results.json.
 
-    python studies/paired_table.py results.json [--suffix=-att | --pair A:B ...] [--metrics source_use,...]
+    python studies/paired_table.py results.json [MORE ...] [--suffix=-att | --pair A:B ...] [--metrics source_use,...]
+
+Each input is a compare results.json or a Table 1 ledger folder (ROW/seedN.json, docs/results/paper-dailydialog/ledger),
+so a study's rows can be paired with rows trained elsewhere; a model named in two inputs is refused.
 
 Pairs every model NAME with NAME + SUFFIX (e.g. `cvae` with `cvae-att`), or the named pairs. A cell reads
 `a -> b (k/n)`: the means over seeds of A and of B, and on how many of the n shared seeds B moved the metric the
@@ -65,9 +68,30 @@ def suffix_pairs(results: dict[str, dict[str, dict]], suffix: str) -> list[tuple
     return pairs
 
 
+def load(paths: list[Path]) -> dict[str, dict[str, dict]]:
+    """{model: {seed: metrics}} from results.json files and ledger folders (ROW/seedN.json holding "metrics")."""
+    results: dict[str, dict[str, dict]] = {}
+    for path in paths:
+        if path.is_dir():
+            part = {
+                row.name: {
+                    f.stem.removeprefix("seed"): json.loads(f.read_text(encoding="utf-8"))["metrics"]
+                    for f in sorted(row.glob("seed*.json"))
+                }
+                for row in sorted(path.iterdir())
+                if row.is_dir()
+            }
+        else:
+            part = json.loads(path.read_text(encoding="utf-8"))["results"]
+        if twice := sorted(set(part) & set(results)):
+            raise SystemExit(f"{path}: {', '.join(twice)} also in an earlier input; a model must come from one place")
+        results.update(part)
+    return results
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("results", type=Path)
+    p.add_argument("results", type=Path, nargs="+", help="results.json files and/or ledger folders")
     p.add_argument("--suffix", default="-att", help="pair NAME with NAME + this (default -att; write --suffix=-x)")
     p.add_argument("--pair", action="append", default=[], help="A:B, instead of --suffix (repeatable)")
     p.add_argument("--metrics", default="source_use,bleu_precision,bleu_recall,distinct_2,generic_share,unique_per_source")
@@ -76,7 +100,7 @@ def main() -> None:
     unknown = [k for k in metrics if k not in METRICS]
     if unknown:
         raise SystemExit(f"--metrics: unknown {', '.join(unknown)} (known: {', '.join(METRICS)})")
-    results = json.loads(args.results.read_text(encoding="utf-8"))["results"]
+    results = load(args.results)
     pairs = [tuple(p.split(":", 1)) for p in args.pair] if args.pair else suffix_pairs(results, args.suffix)
     print(paired_table(results, pairs, metrics))
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,19 @@ def test_paired_table_pairs_by_seed_and_counts_the_better_direction():
         paired_table.suffix_pairs(results, "-copy")
     with pytest.raises(SystemExit, match="no model named lm"):
         paired_table.paired_table(results, [("cvae", "lm")], ["source_use"])
+
+
+def test_paired_table_loads_results_and_a_ledger_and_refuses_a_model_twice(tmp_path):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"results": {"kla-wd-att": {"1": {"distinct_2": 0.004}}}}))
+    (tmp_path / "ledger" / "kla-wd").mkdir(parents=True)
+    for seed, d2 in ((1, 0.001), (2, 0.003)):
+        (tmp_path / "ledger" / "kla-wd" / f"seed{seed}.json").write_text(json.dumps({"metrics": {"distinct_2": d2}}))
+    loaded = paired_table.load([results, tmp_path / "ledger"])
+    assert loaded == {"kla-wd-att": {"1": {"distinct_2": 0.004}},
+                      "kla-wd": {"1": {"distinct_2": 0.001}, "2": {"distinct_2": 0.003}}}  # fmt: skip
+    # only seed 1 is shared, so the means are over it alone: 0.001 -> 0.004, better on 1 of 1
+    text = paired_table.paired_table(loaded, [("kla-wd", "kla-wd-att")], ["distinct_2"])
+    assert text.splitlines()[2] == "| kla-wd -> kla-wd-att | 0.0010 -> 0.0040 (1/1) |"
+    with pytest.raises(SystemExit, match="kla-wd-att also in an earlier input"):
+        paired_table.load([results, results])
