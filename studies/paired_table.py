@@ -16,7 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling study that owns the ledger's layout
+from paper_table import read_ledger  # noqa: E402
 
 # (results key, column header, +1 if more is better, -1 if less)
 METRICS = {
@@ -73,14 +77,7 @@ def load(paths: list[Path]) -> dict[str, dict[str, dict]]:
     results: dict[str, dict[str, dict]] = {}
     for path in paths:
         if path.is_dir():
-            part = {
-                row.name: {
-                    f.stem.removeprefix("seed"): json.loads(f.read_text(encoding="utf-8"))["metrics"]
-                    for f in sorted(row.glob("seed*.json"))
-                }
-                for row in sorted(path.iterdir())
-                if row.is_dir()
-            }
+            part = {row: {seed: e["metrics"] for seed, e in seeds.items()} for row, seeds in read_ledger(path).items()}
         else:
             part = json.loads(path.read_text(encoding="utf-8"))["results"]
         if twice := sorted(set(part) & set(results)):
